@@ -1,0 +1,55 @@
+/* Context switch, x86-64 System V ABI, ELF (GNU as).
+ *
+ * Saved frame (struct gort::arch::Context, offsets checked in context.hpp):
+ *   0 rsp   8 rbp   16 rip   24 rbx   32 r12   40 r13   48 r14   56 r15   64 mxcsr   68 x87 cw
+ * Only callee-saved state is kept: the switch is an ordinary call, so the caller has
+ * already spilled everything else.
+ */
+    .text
+    .globl  gort_ctx_switch
+    .type   gort_ctx_switch, @function
+    .p2align 4
+gort_ctx_switch:            /* rdi = save, rsi = load */
+    .cfi_startproc
+    movq    (%rsp), %rax    /* our return address becomes the resume address */
+    leaq    8(%rsp), %rcx   /* rsp as it will be after that return */
+    movq    %rcx,  0(%rdi)
+    movq    %rbp,  8(%rdi)
+    movq    %rax, 16(%rdi)
+    movq    %rbx, 24(%rdi)
+    movq    %r12, 32(%rdi)
+    movq    %r13, 40(%rdi)
+    movq    %r14, 48(%rdi)
+    movq    %r15, 56(%rdi)
+    stmxcsr 64(%rdi)
+    fnstcw  68(%rdi)
+
+    movq     0(%rsi), %rsp
+    movq     8(%rsi), %rbp
+    movq    24(%rsi), %rbx
+    movq    32(%rsi), %r12
+    movq    40(%rsi), %r13
+    movq    48(%rsi), %r14
+    movq    56(%rsi), %r15
+    ldmxcsr 64(%rsi)
+    fldcw   68(%rsi)
+    jmpq    *16(%rsi)
+    .cfi_endproc
+    .size   gort_ctx_switch, .-gort_ctx_switch
+
+/* First code a new goroutine runs: entry(arg) with r13 = entry, r12 = arg. The return
+ * address slot above is zero and rip is marked undefined, so unwinding stops here. */
+    .globl  gort_ctx_trampoline
+    .type   gort_ctx_trampoline, @function
+    .p2align 4
+gort_ctx_trampoline:
+    .cfi_startproc
+    .cfi_undefined rip
+    xorl    %ebp, %ebp
+    movq    %r12, %rdi
+    callq   *%r13
+    ud2                     /* entry never returns */
+    .cfi_endproc
+    .size   gort_ctx_trampoline, .-gort_ctx_trampoline
+
+    .section .note.GNU-stack,"",@progbits

@@ -1,0 +1,23 @@
+// debug/dump — goroutine dumps shared by the panic report, fatal errors and the debug API.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sched/sched.hpp"
+
+namespace gort::debug_impl {
+
+// Symbolizes one return address ("func(args)\n\t/path/file +0xoff").
+std::string describe_pc(void* pc, bool is_return_address);
+
+// Frames of a parked goroutine, from its saved frame pointer (bounded by its stack).
+std::vector<void*> parked_frames(const sched::G* g, int max = 64);
+
+// The header line without the trailing colon: "goroutine 7 [chan receive, 2 minutes]".
+std::string goroutine_header(const sched::G* g, bool running_here);
+
+// Writes the dump of every goroutine except `skip` (level 2 format) to fd.
+void dump_all_to_fd(int fd, const sched::G* skip);
+
+}  // namespace gort::debug_impl

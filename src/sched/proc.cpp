@@ -1,0 +1,1069 @@
+// sched/proc — the scheduler loop, spawning, parking, processors and threads.
+// The design and its invariants are in sched/sched.hpp; this file follows its vocabulary.
+#include <gort/runtime.hpp>
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <numeric>
+#include <shared_mutex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+#include "sched/sanitizer.hpp"
+#include "sched/sched.hpp"
+
+namespace gort::sched {
+
+namespace {
+
+// The active runtime. Goroutines reach it through their M; plain threads through
+// g_foreign_mu, which run() takes exclusively before tearing the runtime down.
+std::atomic<Runtime*> g_rt{nullptr};
+std::shared_mutex g_foreign_mu;
+std::mutex g_run_mu;  // one run() at a time
+int g_default_procs = 0;  // maxprocs(n) outside run()
+
+thread_local M* tls_m = nullptr;
+
+std::uint64_t next_rand(M* m) noexcept {
+  // xorshift64*: cheap, good enough for victim order and select shuffles.
+  std::uint64_t x = m->rng;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  m->rng = x;
+  return x * 0x2545F4914F6CDD1Dull;
+}
+
+// ---- G allocation --------------------------------------------------------------------
+
+constexpr int kGSlab = 128;
+constexpr int kGFreeLocalMax = 64;
+constexpr int kGFreeBatch = 32;
+
+void alloc_g_slab(Runtime* rt, GQueue& out, std::int32_t& n) {
+  G* slab = new G[kGSlab];
+  RuntimeLockGuard g(rt->allg_lock);
+  rt->gslabs.push_back(slab);
+  for (int i = 0; i < kGSlab; ++i) {
+    rt->allgs.push_back(&slab[i]);
+    out.push_back(&slab[i]);
+  }
+  n += kGSlab;
+}
+
+G* gfget(Runtime* rt, P* p) {
+  if (p) {
+    if (p->gfree.empty()) {
+      {
+        RuntimeLockGuard g(rt->gfree_lock);
+        for (int i = 0; i < kGFreeBatch && !rt->gfree.empty(); ++i) {
+          p->gfree.push_back(rt->gfree.pop_front());
+          --rt->ngfree;
+          ++p->ngfree;
+        }
+      }
+      if (p->gfree.empty()) alloc_g_slab(rt, p->gfree, p->ngfree);
+    }
+    --p->ngfree;
+    return p->gfree.pop_front();
+  }
+  RuntimeLockGuard g(rt->gfree_lock);
+  if (rt->gfree.empty()) alloc_g_slab(rt, rt->gfree, rt->ngfree);
+  --rt->ngfree;
+  return rt->gfree.pop_front();
+}
+
+void gfput(Runtime* rt, P* p, G* g) {
+  g->status.store(GStatus::idle, std::memory_order_relaxed);
+  if (!p) {
+    RuntimeLockGuard l(rt->gfree_lock);
+    rt->gfree.push_back(g);
+    ++rt->ngfree;
+    return;
+  }
+  p->gfree.push_front(g);  // LIFO: the next spawn reuses a G still in cache
+  if (++p->ngfree > kGFreeLocalMax) {
+    RuntimeLockGuard l(rt->gfree_lock);
+    while (p->ngfree > kGFreeLocalMax - kGFreeBatch) {
+      rt->gfree.push_back(p->gfree.pop_front());
+      --p->ngfree;
+      ++rt->ngfree;
+    }
+  }
+}
+
+// ---- global run queue (requires rt->lock) ----------------------------------------------
+
+void globrunqput_locked(Runtime* rt, G* g) {
+  rt->runq.push_back(g);
+  rt->runq_size.fetch_add(1, std::memory_order_relaxed);
+}
+
+void globrunqput_batch_locked(Runtime* rt, GQueue& q) {
+  std::int32_t n = 0;
+  for (G* g = q.head; g; g = g->link) ++n;
+  rt->runq.append(q);
+  rt->runq_size.fetch_add(n, std::memory_order_relaxed);
+}
+
+// Takes a batch from the global queue for p: one to run now, some more into p's ring.
+G* globrunqget_locked(Runtime* rt, P* p, std::int32_t max) {
+  std::int32_t size = rt->runq_size.load(std::memory_order_relaxed);
+  if (size == 0) return nullptr;
+  std::int32_t procs = std::max(1, rt->gomaxprocs.load(std::memory_order_relaxed));
+  std::int32_t n = std::min(size, size / procs + 1);
+  if (max > 0) n = std::min(n, max);
+  n = std::min<std::int32_t>(n, RunQueue::kSize / 2);
+  rt->runq_size.fetch_sub(n, std::memory_order_relaxed);
+  G* first = rt->runq.pop_front();
+  GQueue overflow;
+  for (std::int32_t i = 1; i < n; ++i) {
+    G* g = rt->runq.pop_front();
+    if (!p->runq.push(g, overflow)) break;
+  }
+  if (!overflow.empty()) globrunqput_batch_locked(rt, overflow);
+  return first;
+}
+
+// ---- processors ------------------------------------------------------------------------
+
+void pidleput_locked(Runtime* rt, P* p) {
+  p->status.store(PStatus::idle, std::memory_order_relaxed);
+  p->m = nullptr;
+  p->link = rt->pidle;
+  rt->pidle = p;
+  rt->npidle.fetch_add(1, std::memory_order_relaxed);
+}
+
+P* pidleget_locked(Runtime* rt) {
+  P* p = rt->pidle;
+  if (p) {
+    rt->pidle = p->link;
+    p->link = nullptr;
+    rt->npidle.fetch_sub(1, std::memory_order_relaxed);
+  }
+  return p;
+}
+
+void acquirep(M* m, P* p) {
+  p->status.store(PStatus::running, std::memory_order_relaxed);
+  p->m = m;
+  m->p = p;
+}
+
+P* releasep(M* m) {
+  P* p = m->p;
+  m->p = nullptr;
+  if (p) p->m = nullptr;
+  return p;
+}
+
+// A P beyond gomaxprocs: empty it and mark it dead (requires rt->lock).
+void retire_p_locked(Runtime* rt, P* p) {
+  GQueue q;
+  p->runq.drain(q);
+  globrunqput_batch_locked(rt, q);
+  p->stacks.drain(rt->stacks);
+  p->status.store(PStatus::dead, std::memory_order_relaxed);
+  p->m = nullptr;
+}
+
+bool p_is_retired(Runtime* rt, P* p) { return p->id >= rt->gomaxprocs.load(std::memory_order_relaxed); }
+
+// ---- threads ---------------------------------------------------------------------------
+
+void mstart(M* m);
+
+M* newm_locked(Runtime* rt) {
+  M* m = new M;
+  m->id = rt->mcount++;
+  m->rng = 0x9E3779B97F4A7C15ull * std::uint64_t(m->id + 1) ^ std::uint64_t(monotonic_ns());
+  if (m->rng == 0) m->rng = 1;
+  rt->allm.push_back(m);
+  return m;
+}
+
+// Starts an M (an idle one, or a new thread) holding p, or an idle P when p is null.
+// `spinning`: the caller already counted it in nmspinning.
+void startm(Runtime* rt, P* p, bool spinning) {
+  rt->lock.lock();
+  if (rt->stopping.load(std::memory_order_relaxed)) {  // no new threads while shutting down
+    if (p) pidleput_locked(rt, p);
+    rt->lock.unlock();
+    if (spinning) rt->nmspinning.fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
+  if (!p) {
+    p = pidleget_locked(rt);
+    if (!p) {
+      rt->lock.unlock();
+      if (spinning) rt->nmspinning.fetch_sub(1, std::memory_order_relaxed);
+      return;
+    }
+  }
+  M* m = rt->midle;
+  if (m) {
+    rt->midle = m->link;
+    --rt->nmidle;
+  } else {
+    m = newm_locked(rt);
+  }
+  m->spinning = spinning;
+  m->nextp = p;
+  p->status.store(PStatus::running, std::memory_order_relaxed);
+  if (!m->thread.joinable()) {
+    // Created under the lock, so run()'s shutdown never sees an M without its thread.
+    m->thread = std::thread(mstart, m);
+    rt->lock.unlock();
+    return;
+  }
+  rt->lock.unlock();
+  m->park.wakeup();
+}
+
+// Go's wakep: if a P is idle and nobody is spinning, start one spinning M.
+void wakep(Runtime* rt) {
+  if (rt->npidle.load(std::memory_order_relaxed) == 0) return;
+  std::int32_t zero = 0;
+  if (rt->nmspinning.load(std::memory_order_relaxed) != 0 ||
+      !rt->nmspinning.compare_exchange_strong(zero, 1, std::memory_order_acq_rel))
+    return;
+  startm(rt, nullptr, true);
+}
+
+// Puts the M to sleep until startm hands it a P (or the runtime stops).
+void stopm(Runtime* rt, M* m) {
+  rt->lock.lock();
+  if (rt->stopping.load(std::memory_order_relaxed)) {
+    rt->lock.unlock();
+    return;
+  }
+  m->park.clear();
+  m->link = rt->midle;
+  rt->midle = m;
+  ++rt->nmidle;
+  rt->lock.unlock();
+  rt->n_thread_parks.fetch_add(1, std::memory_order_relaxed);
+  m->park.sleep();
+  if (m->nextp) {
+    acquirep(m, m->nextp);
+    m->nextp = nullptr;
+  }
+}
+
+// Gives p to another M if there is work for it, else puts it on the idle list.
+void handoffp(Runtime* rt, P* p) {
+  if (p_is_retired(rt, p)) {
+    RuntimeLockGuard g(rt->lock);
+    retire_p_locked(rt, p);
+    return;
+  }
+  if (!p->runq.empty() || rt->runq_size.load(std::memory_order_relaxed) > 0) {
+    startm(rt, p, false);
+    return;
+  }
+  // No work: still make sure someone spins, or an idle P exists, to pick up the next.
+  std::int32_t zero = 0;
+  if (rt->nmspinning.load(std::memory_order_relaxed) + rt->npidle.load(std::memory_order_relaxed) == 0 &&
+      rt->nmspinning.compare_exchange_strong(zero, 1, std::memory_order_acq_rel)) {
+    startm(rt, p, true);
+    return;
+  }
+  rt->lock.lock();
+  if (rt->runq_size.load(std::memory_order_relaxed) > 0) {
+    rt->lock.unlock();
+    startm(rt, p, false);
+    return;
+  }
+  pidleput_locked(rt, p);
+  rt->lock.unlock();
+}
+
+// ---- switching -------------------------------------------------------------------------
+
+void put_runnable_local(Runtime* rt, P* p, G* g, bool next) {
+  GQueue overflow;
+  bool ok = next ? p->runq.put_next(g, overflow) : p->runq.push(g, overflow);
+  if (!ok) {
+    RuntimeLockGuard l(rt->lock);
+    globrunqput_batch_locked(rt, overflow);
+  }
+}
+
+void free_dead_g(Runtime* rt, M* m, G* g) {
+  if (g->stack) {
+    if (g->stack.pooled && m->p) {
+      m->p->stacks.put(rt->stacks, g->stack, g->deepest_sp);
+    } else if (g->stack.pooled) {
+      char* deepest[1] = {g->deepest_sp};
+      rt->stacks.put_batch(&g->stack, deepest, 1);
+    } else {
+      rt->stacks.free_odd(g->stack);
+    }
+    g->stack = {};
+  }
+  g->name.clear();
+  g->started = false;
+  gfput(rt, m->p, g);
+}
+
+// Runs on the context that was just switched to, on whichever M that is.
+void after_switch() {
+  M* m = this_m();
+  G* self = m->curg ? m->curg : &m->g0;
+  if constexpr (san::asan) {
+    const void* old_bottom;
+    std::size_t old_size;
+    san::finish_switch(self->asan_fake_stack, &old_bottom, &old_size);
+    self->asan_fake_stack = nullptr;
+    if (!m->g0_stack_bottom) {  // an M's first switch always leaves g0
+      m->g0_stack_bottom = old_bottom;
+      m->g0_stack_size = old_size;
+    }
+  }
+  Runtime* rt = g_rt.load(std::memory_order_relaxed);
+  Pending pend = m->pending;
+  m->pending = {};
+  G* prev = pend.prev;
+  // The pending action runs as the previous goroutine's TSan fiber: it completes what
+  // that goroutine started (e.g. unlocking the channel it parked on).
+  switch (pend.what) {
+    case AfterSwitch::none:
+      break;
+    case AfterSwitch::requeue:
+      prev->status.store(GStatus::runnable, std::memory_order_release);
+      if (m->p) put_runnable_local(rt, m->p, prev, false);
+      else {
+        RuntimeLockGuard l(rt->lock);
+        globrunqput_locked(rt, prev);
+      }
+      break;
+    case AfterSwitch::park:
+      prev->status.store(GStatus::waiting, std::memory_order_release);
+      if (pend.commit && !pend.commit(prev, pend.arg)) ready(prev);
+      break;
+    case AfterSwitch::exit:
+      break;  // freed below, once TSan no longer runs on its fiber
+    case AfterSwitch::to_global: {
+      prev->status.store(GStatus::runnable, std::memory_order_release);
+      RuntimeLockGuard l(rt->lock);
+      globrunqput_locked(rt, prev);
+      break;
+    }
+  }
+  if constexpr (san::tsan) {
+    void* fiber = self == &m->g0 ? m->g0.tsan_fiber : self->tsan_fiber;
+    san::switch_fiber(fiber);
+    if (self != &m->g0) san::acquire(self);
+  }
+  if (pend.what == AfterSwitch::exit) {
+    if constexpr (san::tsan) {
+      san::destroy_fiber(prev->tsan_fiber);
+      prev->tsan_fiber = nullptr;
+    }
+    free_dead_g(rt, m, prev);
+  }
+}
+
+void switch_context(M* m, G* from, G* to) {
+  // Remember how deep `from` has used its stack, for trimming; check its canary.
+  if (from != &m->g0) {
+    char* sp = static_cast<char*>(__builtin_frame_address(0));
+    if (!from->deepest_sp || sp < from->deepest_sp) from->deepest_sp = sp;
+    if (!from->stack.canary_intact()) fatal("stack overflow");
+  }
+  m->curg = to == &m->g0 ? nullptr : to;
+  if (to != &m->g0 && m->p) m->p->n_switches.fetch_add(1, std::memory_order_relaxed);
+  if constexpr (san::asan) {
+    const bool dying = m->pending.what == AfterSwitch::exit && m->pending.prev == from;
+    if (to == &m->g0) {
+      san::start_switch(dying ? nullptr : &from->asan_fake_stack, m->g0_stack_bottom, m->g0_stack_size);
+    } else {
+      san::start_switch(dying ? nullptr : &from->asan_fake_stack, to->stack.lo, to->stack.size());
+    }
+  }
+  gort_ctx_switch(&from->ctx, &to->ctx);
+  after_switch();
+}
+
+[[gnu::noinline]] void g_entry(void* arg);
+
+// Gives `g` what it needs to run for the first time: a stack and a context.
+void prepare_first_run(Runtime* rt, M* m, G* g) {
+  if (!g->stack) {
+    if (g->odd_stack_size) {
+      g->stack = rt->stacks.alloc_odd(g->odd_stack_size);
+    } else {
+      g->stack = m->p->stacks.get(rt->stacks);
+    }
+  }
+  arch::make_context(g->ctx, g->stack.hi, &g_entry, g);
+  g->started = true;
+  g->deepest_sp = nullptr;
+  if constexpr (san::tsan) g->tsan_fiber = san::create_fiber();
+}
+
+void set_running(M* m, G* g) {
+  g->status.store(GStatus::running, std::memory_order_relaxed);
+  if (!g->started) prepare_first_run(g_rt.load(std::memory_order_relaxed), m, g);
+}
+
+// Next G for p without blocking and without stealing: the fast path of schedule().
+G* pick_local(Runtime* rt, P* p) {
+  ++p->schedtick;
+  if (p->schedtick % kGlobalQueueTick == 0 && rt->runq_size.load(std::memory_order_relaxed) > 0) {
+    RuntimeLockGuard l(rt->lock);
+    if (G* g = globrunqget_locked(rt, p, 1)) return g;
+  }
+  return p->runq.pop();
+}
+
+// Called on a goroutine's own stack when it stops running for the reason in `pend`.
+// Returns when the goroutine runs again (unless it exited).
+void reschedule(M* m, G* cur, Pending pend) {
+  Runtime* rt = g_rt.load(std::memory_order_relaxed);
+  m->pending = pend;
+  P* p = m->p;
+  if (p && !cur->locked_m && !rt->stopping.load(std::memory_order_relaxed) && !p_is_retired(rt, p)) {
+    if (G* next = pick_local(rt, p)) {
+      if (!next->locked_m) {
+        set_running(m, next);
+        switch_context(m, cur, next);
+        return;
+      }
+      m->handoff_g = next;
+    }
+  }
+  // A locked M sleeps in g0 until its G is runnable again; arm its note before the G
+  // becomes visible to wakers (in the pending action).
+  if (cur->locked_m) m->park.clear();
+  switch_context(m, cur, &m->g0);
+}
+
+[[noreturn]] void goexit(M* m, G* g) {
+  Runtime* rt = g_rt.load(std::memory_order_relaxed);
+  if (g->locked_m) {
+    m->lockedg = nullptr;
+    g->locked_m = nullptr;
+    g->lock_count = 0;
+  }
+  g->status.store(GStatus::dead, std::memory_order_relaxed);
+  rt->ngoroutines.fetch_sub(1, std::memory_order_relaxed);
+  reschedule(m, g, Pending{AfterSwitch::exit, g, nullptr, nullptr});
+  __builtin_trap();  // a dead G is never resumed
+}
+
+// The first frame of every goroutine (under the trampoline). Deliberately not noexcept and
+// without handlers: an exception nobody catches finds no handler up to the trampoline,
+// which ends the stack, so std::terminate runs *before* unwinding, on this stack — the
+// panic report then shows where it was thrown.
+void g_entry(void* arg) {
+  G* g = static_cast<G*>(arg);
+  after_switch();
+  g->task_ops->invoke(g->task);
+  g->task_ops->destroy(g->task);
+  M* m = this_m();
+  Runtime* rt = g_rt.load(std::memory_order_relaxed);
+  if (g->id == 1) {
+    // main returned: stop the world for good (goroutines left are never resumed).
+    rt->stopping.store(true, std::memory_order_release);
+    rt->main_done.wakeup();
+  }
+  goexit(m, g);
+}
+
+// ---- finding work ----------------------------------------------------------------------
+
+// Steals from other Ps in random order (Go's stealWork). Called while spinning.
+G* steal_work(Runtime* rt, M* m) {
+  P* p = m->p;
+  const std::int32_t n = rt->nallp.load(std::memory_order_acquire);
+  if (n <= 1) return nullptr;
+  for (int pass = 0; pass < kStealPasses; ++pass) {
+    const bool last = pass == kStealPasses - 1;
+    // A random start and a stride coprime with n visit every P once.
+    std::uint32_t start = std::uint32_t(next_rand(m) % std::uint64_t(n));
+    std::uint32_t stride = std::uint32_t(next_rand(m) % std::uint64_t(n)) + 1;
+    while (std::gcd(stride, std::uint32_t(n)) != 1) stride = stride % std::uint32_t(n) + 1;
+    for (std::int32_t i = 0; i < n; ++i) {
+      P* victim = rt->allp[(start + std::uint32_t(i) * stride) % std::uint32_t(n)].load(std::memory_order_acquire);
+      if (!victim || victim == p) continue;
+      if (G* g = p->runq.steal_from(victim->runq, last)) {
+        p->n_steals.fetch_add(1, std::memory_order_relaxed);
+        p->n_stolen_gs.fetch_add(1 + p->runq.approx_size(), std::memory_order_relaxed);
+        return g;
+      }
+    }
+  }
+  return nullptr;
+}
+
+bool any_local_work(Runtime* rt) {
+  const std::int32_t n = rt->nallp.load(std::memory_order_acquire);
+  for (std::int32_t i = 0; i < n; ++i) {
+    P* p = rt->allp[i].load(std::memory_order_acquire);
+    if (p && !p->runq.empty()) return true;
+  }
+  return false;
+}
+
+void reset_spinning(Runtime* rt, M* m) {
+  m->spinning = false;
+  if (rt->nmspinning.fetch_sub(1, std::memory_order_acq_rel) == 1) wakep(rt);  // we were the last
+}
+
+// Blocks until there is a G for this M to run; nullptr once the runtime stops.
+// On return the M holds a P (unless stopping).
+G* findrunnable(Runtime* rt, M* m) {
+  for (;;) {
+    if (rt->stopping.load(std::memory_order_acquire)) return nullptr;
+    P* p = m->p;
+    if (!p) {
+      stopm(rt, m);
+      continue;
+    }
+    if (p_is_retired(rt, p)) {
+      releasep(m);
+      RuntimeLockGuard l(rt->lock);
+      retire_p_locked(rt, p);
+      if (P* np = pidleget_locked(rt)) acquirep(m, np);
+      continue;
+    }
+    if (G* g = pick_local(rt, p)) return g;
+    if (rt->runq_size.load(std::memory_order_relaxed) > 0) {
+      RuntimeLockGuard l(rt->lock);
+      if (G* g = globrunqget_locked(rt, p, 0)) return g;
+    }
+    // Steal, if not too many Ms are at it already.
+    const std::int32_t procs = rt->gomaxprocs.load(std::memory_order_relaxed);
+    if (m->spinning || 2 * rt->nmspinning.load(std::memory_order_relaxed) < procs - rt->npidle.load(std::memory_order_relaxed)) {
+      if (!m->spinning) {
+        m->spinning = true;
+        rt->nmspinning.fetch_add(1, std::memory_order_acq_rel);
+      }
+      if (G* g = steal_work(rt, m)) return g;
+    }
+    // Nothing: give the P back, then look once more before sleeping.
+    rt->lock.lock();
+    if (rt->runq_size.load(std::memory_order_relaxed) > 0) {
+      G* g = globrunqget_locked(rt, p, 0);
+      rt->lock.unlock();
+      if (g) return g;
+      continue;
+    }
+    releasep(m);
+    pidleput_locked(rt, p);
+    rt->lock.unlock();
+    const bool was_spinning = m->spinning;
+    if (m->spinning) {
+      m->spinning = false;
+      rt->nmspinning.fetch_sub(1, std::memory_order_acq_rel);
+    }
+    // A G readied between our last look and pidleput may have seen a spinning M (us) and
+    // woken nobody: re-check every queue now that we no longer spin (Go's delicate dance).
+    if (was_spinning && (any_local_work(rt) || rt->runq_size.load(std::memory_order_relaxed) > 0)) {
+      rt->lock.lock();
+      P* np = pidleget_locked(rt);
+      rt->lock.unlock();
+      if (np) {
+        acquirep(m, np);
+        m->spinning = true;
+        rt->nmspinning.fetch_add(1, std::memory_order_acq_rel);
+        continue;
+      }
+    }
+    stopm(rt, m);
+  }
+}
+
+// Runs g, which is locked to another M: hand our P to that M and sleep.
+void startlockedm(Runtime* rt, M* m, G* g) {
+  M* owner = g->locked_m;
+  P* p = releasep(m);
+  owner->nextp = p;
+  owner->handoff_g = g;
+  owner->park.wakeup();
+  stopm(rt, m);
+}
+
+// Our locked G is not runnable: give the P away and sleep until startlockedm hands one back
+// (the note was cleared in reschedule, before the G could be readied).
+void stoplockedm(Runtime* rt, M* m) {
+  if (P* p = releasep(m)) handoffp(rt, p);
+  if (rt->stopping.load(std::memory_order_acquire)) return;
+  m->park.sleep();
+  if (m->nextp) {
+    acquirep(m, m->nextp);
+    m->nextp = nullptr;
+  }
+}
+
+// The scheduler loop, on the thread's own stack (g0).
+void schedule_loop(Runtime* rt, M* m) {
+  for (;;) {
+    if (rt->stopping.load(std::memory_order_acquire)) return;
+    G* g = nullptr;
+    if (m->lockedg) {
+      // This M runs its locked G only, and only when startlockedm hands it over.
+      if (m->handoff_g != m->lockedg) {
+        stoplockedm(rt, m);
+        continue;
+      }
+      g = m->handoff_g;
+      m->handoff_g = nullptr;
+    }
+    if (!g && m->handoff_g) {
+      g = m->handoff_g;
+      m->handoff_g = nullptr;
+    }
+    if (!g) {
+      g = findrunnable(rt, m);
+      if (!g) return;
+      if (m->spinning) reset_spinning(rt, m);
+    }
+    if (g->locked_m && g->locked_m != m) {
+      startlockedm(rt, m, g);
+      continue;
+    }
+    set_running(m, g);
+    switch_context(m, &m->g0, g);
+  }
+}
+
+void mstart(M* m) {
+  tls_m = m;
+  Runtime* rt = g_rt.load(std::memory_order_acquire);
+  setup_altstack(m);
+  if constexpr (san::tsan) m->g0.tsan_fiber = san::current_fiber();
+  if (m->nextp) {
+    acquirep(m, m->nextp);
+    m->nextp = nullptr;
+  }
+  schedule_loop(rt, m);
+  if (P* p = releasep(m)) {
+    (void)p;  // the runtime is stopping: Ps are torn down by run()
+  }
+  teardown_altstack(m);
+  tls_m = nullptr;
+  m->exited.wakeup();
+}
+
+// ---- configuration ---------------------------------------------------------------------
+
+int env_int(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return 0;
+  char* end = nullptr;
+  long n = std::strtol(v, &end, 10);
+  return (end && *end == 0 && n > 0 && n < (1 << 30)) ? int(n) : 0;
+}
+
+std::size_t env_size(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return 0;
+  char* end = nullptr;
+  unsigned long long n = std::strtoull(v, &end, 10);
+  std::size_t mult = 1;
+  if (end && (*end == 'k' || *end == 'K')) mult = 1024, ++end;
+  else if (end && (*end == 'm' || *end == 'M')) mult = 1024 * 1024, ++end;
+  if (end && (*end == 'i' || *end == 'B')) ++end;
+  if (end && *end == 'B') ++end;
+  return (end && *end == 0) ? std::size_t(n) * mult : 0;
+}
+
+// The tightest cgroup v2 cpu.max quota on the path from our cgroup to the root, in CPUs
+// (rounded up); 0 when unlimited or unknown.
+int cgroup_cpu_limit() {
+  std::ifstream cg("/proc/self/cgroup");
+  std::string line, path;
+  while (std::getline(cg, line)) {
+    if (line.rfind("0::", 0) == 0) path = line.substr(3);
+  }
+  if (path.empty()) return 0;
+  double best = 0;
+  for (;;) {
+    std::ifstream f("/sys/fs/cgroup" + path + "/cpu.max");
+    std::string quota;
+    long period = 0;
+    if (f >> quota >> period && quota != "max" && period > 0) {
+      double cpus = std::stod(quota) / double(period);
+      if (best == 0 || cpus < best) best = cpus;
+    }
+    if (path.empty() || path == "/") break;
+    auto slash = path.find_last_of('/');
+    path = slash == 0 || slash == std::string::npos ? "" : path.substr(0, slash);
+  }
+  return best > 0 ? std::max(1, int(std::ceil(best))) : 0;
+}
+
+int default_procs() {
+  if (g_default_procs > 0) return g_default_procs;
+  if (int n = env_int("GOMAXPROCS")) return std::min(n, kMaxProcs);
+  return std::min(gort::num_cpu(), kMaxProcs);
+}
+
+// Changes the number of Ps (Go's procresize, without stopping the world: Ps beyond the new
+// count retire when their M next schedules). Requires rt->lock.
+void procresize_locked(Runtime* rt, int n) {
+  const int old_n = rt->nallp.load(std::memory_order_relaxed);
+  for (int i = old_n; i < n; ++i) {
+    P* p = new P;
+    p->id = i;
+    p->status.store(PStatus::dead, std::memory_order_relaxed);
+    rt->allp[i].store(p, std::memory_order_release);
+  }
+  if (n > old_n) rt->nallp.store(n, std::memory_order_release);
+  rt->gomaxprocs.store(n, std::memory_order_release);
+  // Drop idle Ps that are now beyond n; revive dead ones below n.
+  P** link = &rt->pidle;
+  while (*link) {
+    P* p = *link;
+    if (p->id >= n) {
+      *link = p->link;
+      rt->npidle.fetch_sub(1, std::memory_order_relaxed);
+      retire_p_locked(rt, p);
+    } else {
+      link = &p->link;
+    }
+  }
+  for (int i = 0; i < n; ++i) {
+    P* p = rt->allp[i].load(std::memory_order_relaxed);
+    if (p->status.load(std::memory_order_relaxed) == PStatus::dead) pidleput_locked(rt, p);
+  }
+}
+
+}  // namespace
+
+// ---- the internal API ------------------------------------------------------------------
+
+Runtime* runtime() noexcept { return g_rt.load(std::memory_order_acquire); }
+
+[[gnu::noinline]] M* this_m() noexcept {
+  M* m = tls_m;
+  asm volatile("" ::: "memory");
+  return m;
+}
+
+[[gnu::noinline]] G* current_g() noexcept {
+  M* m = tls_m;
+  asm volatile("" ::: "memory");
+  return m ? m->curg : nullptr;
+}
+
+void park(WaitReason reason, bool (*commit)(G*, void*), void* arg) {
+  M* m = this_m();
+  G* g = m->curg;
+  g->wait_reason = reason;
+  g->wait_since_ns = monotonic_ns();
+  if (m->p) m->p->n_parks.fetch_add(1, std::memory_order_relaxed);
+  reschedule(m, g, Pending{AfterSwitch::park, g, commit, arg});
+  g->wait_reason = WaitReason::none;
+}
+
+void ready(G* g) noexcept {
+  Runtime* rt = g_rt.load(std::memory_order_relaxed);
+  san::release(g);  // whatever the waker did happens before g resumes
+  g->status.store(GStatus::runnable, std::memory_order_release);
+  M* m = this_m();
+  if (m && m->p && m->curg) {
+    put_runnable_local(rt, m->p, g, true);
+  } else {
+    RuntimeLockGuard l(rt->lock);
+    globrunqput_locked(rt, g);
+  }
+  wakep(rt);
+}
+
+}  // namespace gort::sched
+
+// ---- the public API --------------------------------------------------------------------
+
+namespace gort {
+namespace detail {
+
+using namespace gort::sched;
+
+void* spawn_begin(const Spawn& opts, const TaskOps* ops, void** storage, void* caller_pc) {
+  M* m = this_m();
+  Runtime* rt;
+  G* g;
+  G* parent = m ? m->curg : nullptr;
+  if (parent) {
+    rt = g_rt.load(std::memory_order_relaxed);
+    g = gfget(rt, m->p);
+  } else {
+    g_foreign_mu.lock_shared();  // released in spawn_commit / spawn_abort
+    rt = g_rt.load(std::memory_order_acquire);
+    if (!rt) {
+      g_foreign_mu.unlock_shared();
+      throw std::logic_error("gort::go: no runtime is active; start one with gort::run(main) first");
+    }
+    g = gfget(rt, nullptr);
+  }
+  g->id = rt->goid_gen.fetch_add(1, std::memory_order_relaxed) + 1;
+  g->parent_id = parent ? parent->id : 0;
+  g->created_pc = caller_pc;
+  g->task_ops = ops;
+  g->odd_stack_size = (opts.stack_size && opts.stack_size != rt->stacks.default_size()) ? opts.stack_size : 0;
+  g->name.assign(opts.name.data(), opts.name.size());
+  g->wait_reason = WaitReason::none;
+  g->locked_m = nullptr;
+  g->lock_count = 0;
+  g->preempt = false;
+  g->started = false;
+  *storage = g->task;
+  return g;
+}
+
+void spawn_commit(void* gp) noexcept {
+  G* g = static_cast<G*>(gp);
+  M* m = this_m();
+  Runtime* rt = g_rt.load(std::memory_order_relaxed);
+  const bool in_goroutine = m && m->curg;
+  rt->ngoroutines.fetch_add(1, std::memory_order_relaxed);
+  san::release(g);  // the go statement happens before the goroutine starts
+  g->status.store(GStatus::runnable, std::memory_order_release);
+  if (in_goroutine && m->p) {
+    // Go's newproc: the new G goes to runnext, so it runs soon on a cache-warm P.
+    m->p->n_spawns.fetch_add(1, std::memory_order_relaxed);
+    put_runnable_local(rt, m->p, g, true);
+  } else {
+    RuntimeLockGuard l(rt->lock);
+    globrunqput_locked(rt, g);
+  }
+  wakep(rt);
+  if (!in_goroutine) g_foreign_mu.unlock_shared();
+}
+
+void spawn_abort(void* gp) noexcept {
+  G* g = static_cast<G*>(gp);
+  M* m = this_m();
+  Runtime* rt = g_rt.load(std::memory_order_relaxed);
+  bool foreign = !(m && m->curg);
+  gfput(rt, foreign ? nullptr : m->p, g);  // m->p is nullptr inside blocking(): global list
+  if (foreign) g_foreign_mu.unlock_shared();
+}
+
+namespace {
+struct MainTask {
+  void (*body)(void*);
+  void* arg;
+  void operator()() const { body(arg); }
+};
+
+void teardown(Runtime* rt) {
+  // Gs that never ran still own their callable: destroy it. Gs parked mid-call keep their
+  // frames: as in Go, they are never resumed, and their stacks are unmapped below.
+  for (G* g : rt->allgs) {
+    GStatus s = g->status.load(std::memory_order_relaxed);
+    if (s == GStatus::runnable && !g->started && g->task_ops) g->task_ops->destroy(g->task);
+    if (g->stack && !g->stack.pooled) rt->stacks.free_odd(g->stack);
+    if constexpr (san::tsan) {
+      if (g->tsan_fiber) san::destroy_fiber(g->tsan_fiber);
+    }
+  }
+  for (G* slab : rt->gslabs) delete[] slab;
+  for (int i = 0; i < rt->nallp.load(); ++i) delete rt->allp[i].load();
+  for (M* m : rt->allm) delete m;
+  delete rt;
+}
+}  // namespace
+
+int run_main(void (*body)(void*), void* arg, std::size_t cfg_stack_size, int cfg_maxprocs) {
+  if (this_m()) throw std::logic_error("gort::run: called from inside a goroutine (run does not nest)");
+  std::unique_lock<std::mutex> run_lock(g_run_mu, std::try_to_lock);
+  if (!run_lock.owns_lock()) throw std::logic_error("gort::run: another run() is active (runs do not overlap)");
+
+  std::size_t stack_size = cfg_stack_size ? cfg_stack_size : env_size("GORT_STACK_SIZE");
+  if (!stack_size) stack_size = 256 * 1024;
+  int procs = cfg_maxprocs > 0 ? std::min(cfg_maxprocs, kMaxProcs) : default_procs();
+
+  auto* rt = new Runtime(stack_size);
+  rt->start_ns = monotonic_ns();
+  {
+    RuntimeLockGuard l(rt->lock);
+    procresize_locked(rt, procs);
+  }
+  install_signal_handlers();
+  install_panic_handler();
+
+  // Goroutine 1 is an ordinary G on the global queue.
+  G* main_g = gfget(rt, nullptr);
+  main_g->id = rt->goid_gen.fetch_add(1) + 1;
+  main_g->task_ops = &InlineTask<MainTask>::ops;
+  main_g->created_pc = nullptr;
+  ::new (main_g->task) MainTask{body, arg};
+  main_g->status.store(GStatus::runnable, std::memory_order_relaxed);
+  rt->ngoroutines.store(1, std::memory_order_relaxed);
+  {
+    RuntimeLockGuard l(rt->lock);
+    globrunqput_locked(rt, main_g);
+  }
+  {
+    std::unique_lock<std::shared_mutex> l(g_foreign_mu);
+    g_rt.store(rt, std::memory_order_release);
+  }
+  startm(rt, nullptr, false);
+
+  rt->main_done.sleep();
+
+  // main returned: no more foreign spawns, wake every sleeping M so it can exit.
+  {
+    std::unique_lock<std::shared_mutex> l(g_foreign_mu);
+    g_rt.store(nullptr, std::memory_order_release);
+  }
+  std::vector<M*> ms;
+  // An M still running a goroutine (a loop that never reaches the scheduler, or a call
+  // blocked in the kernel) cannot be stopped; after a grace period it is abandoned with
+  // the runtime's memory, which then stays valid for it forever.
+  bool abandoned = false;
+  const std::int64_t grace_end = monotonic_ns() + 1'000'000'000;
+  for (std::size_t done = 0;;) {
+    {
+      RuntimeLockGuard l(rt->lock);  // startm makes no Ms once stopping is set
+      ms = rt->allm;
+    }
+    if (done == ms.size()) break;
+    for (std::size_t i = done; i < ms.size(); ++i) ms[i]->park.wakeup();
+    for (; done < ms.size(); ++done) {
+      M* m = ms[done];
+      if (!m->exited.sleep_until(grace_end)) {
+        abandoned = true;
+        m->thread.detach();
+      } else if (m->thread.joinable()) {
+        m->thread.join();
+      }
+    }
+  }
+  restore_panic_handler();
+  restore_signal_handlers();
+  if (!abandoned) teardown(rt);
+  return 0;
+}
+
+void enter_blocking() {
+  M* m = this_m();
+  if (!m || !m->curg || !m->p) return;  // a plain thread, or already without a P
+  Runtime* rt = g_rt.load(std::memory_order_relaxed);
+  G* g = m->curg;
+  g->status.store(GStatus::syscall, std::memory_order_relaxed);
+  g->wait_reason = WaitReason::syscall;
+  g->wait_since_ns = monotonic_ns();
+  rt->n_handoffs.fetch_add(1, std::memory_order_relaxed);
+  if (P* p = releasep(m)) handoffp(rt, p);
+}
+
+void exit_blocking() {
+  M* m = this_m();
+  if (!m || !m->curg) return;
+  Runtime* rt = g_rt.load(std::memory_order_relaxed);
+  G* g = m->curg;
+  g->wait_reason = WaitReason::none;
+  if (m->p) {  // f() parked meanwhile and we came back on an M that has a P
+    g->status.store(GStatus::running, std::memory_order_relaxed);
+    return;
+  }
+  {
+    RuntimeLockGuard l(rt->lock);
+    if (!rt->stopping.load(std::memory_order_relaxed)) {
+      if (P* p = pidleget_locked(rt)) {
+        acquirep(m, p);
+        g->status.store(GStatus::running, std::memory_order_relaxed);
+        return;
+      }
+    }
+  }
+  // No P free: queue ourselves globally and let this M sleep until it is needed.
+  reschedule(m, g, Pending{AfterSwitch::to_global, g, nullptr, nullptr});
+}
+
+}  // namespace detail
+
+void yield() {
+  using namespace sched;
+  M* m = this_m();
+  if (!m || !m->curg) {
+    sched_yield();
+    return;
+  }
+  G* g = m->curg;
+  Runtime* rt = g_rt.load(std::memory_order_relaxed);
+  if (m->p && m->p->runq.empty() && rt->runq_size.load(std::memory_order_relaxed) == 0 && !m->lockedg &&
+      !p_is_retired(rt, m->p))
+    return;  // nothing else to run here
+  reschedule(m, g, Pending{AfterSwitch::requeue, g, nullptr, nullptr});
+}
+
+int maxprocs(int n) {
+  using namespace sched;
+  Runtime* rt = runtime();
+  if (!rt) {
+    int old = default_procs();
+    if (n > 0) g_default_procs = std::min(n, kMaxProcs);
+    return old;
+  }
+  int old = rt->gomaxprocs.load(std::memory_order_relaxed);
+  if (n <= 0 || n == old) return old;
+  n = std::min(n, kMaxProcs);
+  {
+    RuntimeLockGuard l(rt->lock);
+    procresize_locked(rt, n);
+  }
+  // New Ps are idle: start Ms for them if there is work.
+  for (int i = old; i < n; ++i) wakep(rt);
+  // A retired P is given up at its M's next schedule; make ours go now if it is one.
+  yield();
+  return old;
+}
+
+int num_cpu() {
+  cpu_set_t set;
+  int n = 0;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
+  if (n <= 0) n = int(sysconf(_SC_NPROCESSORS_ONLN));
+  if (int limit = sched::cgroup_cpu_limit(); limit > 0) n = std::min(n, limit);
+  return std::max(1, n);
+}
+
+std::int64_t num_goroutine() {
+  sched::Runtime* rt = sched::runtime();
+  return rt ? rt->ngoroutines.load(std::memory_order_relaxed) : 0;
+}
+
+std::int64_t goroutine_id() {
+  sched::G* g = sched::current_g();
+  return g ? g->id : 0;
+}
+
+void lock_os_thread() {
+  sched::M* m = sched::this_m();
+  if (!m || !m->curg) return;
+  sched::G* g = m->curg;
+  if (g->lock_count++ == 0) {
+    g->locked_m = m;
+    m->lockedg = g;
+  }
+}
+
+void unlock_os_thread() {
+  sched::M* m = sched::this_m();
+  if (!m || !m->curg) return;
+  sched::G* g = m->curg;
+  if (g->lock_count == 0) return;  // as in Go: unlocking an unlocked thread is a no-op
+  if (--g->lock_count == 0) {
+    g->locked_m = nullptr;
+    m->lockedg = nullptr;
+  }
+}
+
+}  // namespace gort

@@ -1,0 +1,76 @@
+// sched/sanitizer — fiber annotations for AddressSanitizer and ThreadSanitizer.
+//
+// ASan must be told before every stack switch where the new stack is, and after it, which
+// fake stack (detect_stack_use_after_return) belongs to the resumed goroutine. TSan gets
+// one fiber per goroutine, switched *without* implicit synchronization, so that two
+// goroutines racing on one thread are still reported; the scheduler adds the edges Go's
+// memory model has (go statement → goroutine start, ready → resume) explicitly.
+// In other builds everything here compiles to nothing.
+#pragma once
+#include <cstddef>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define GORT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GORT_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define GORT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GORT_TSAN 1
+#endif
+#endif
+
+extern "C" {
+#if GORT_ASAN
+void __sanitizer_start_switch_fiber(void** fake_stack_save, const void* bottom, std::size_t size);
+void __sanitizer_finish_switch_fiber(void* fake_stack_save, const void** bottom_old, std::size_t* size_old);
+#endif
+#if GORT_TSAN
+void* __tsan_get_current_fiber(void);
+void* __tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void* fiber);
+void __tsan_switch_to_fiber(void* fiber, unsigned flags);
+void __tsan_acquire(void* addr);
+void __tsan_release(void* addr);
+#endif
+}
+
+namespace gort::sched::san {
+
+#if GORT_TSAN
+inline constexpr bool tsan = true;
+inline void* current_fiber() { return __tsan_get_current_fiber(); }
+inline void* create_fiber() { return __tsan_create_fiber(0); }
+inline void destroy_fiber(void* f) { __tsan_destroy_fiber(f); }
+inline void switch_fiber(void* f) { __tsan_switch_to_fiber(f, 1 /* __tsan_switch_to_fiber_no_sync */); }
+inline void release(void* a) { __tsan_release(a); }
+inline void acquire(void* a) { __tsan_acquire(a); }
+#else
+inline constexpr bool tsan = false;
+inline void* current_fiber() { return nullptr; }
+inline void* create_fiber() { return nullptr; }
+inline void destroy_fiber(void*) {}
+inline void switch_fiber(void*) {}
+inline void release(void*) {}
+inline void acquire(void*) {}
+#endif
+
+#if GORT_ASAN
+inline constexpr bool asan = true;
+inline void start_switch(void** fake_save, const void* bottom, std::size_t size) {
+  __sanitizer_start_switch_fiber(fake_save, bottom, size);
+}
+inline void finish_switch(void* fake, const void** old_bottom, std::size_t* old_size) {
+  __sanitizer_finish_switch_fiber(fake, old_bottom, old_size);
+}
+#else
+inline constexpr bool asan = false;
+inline void start_switch(void**, const void*, std::size_t) {}
+inline void finish_switch(void*, const void**, std::size_t*) {}
+#endif
+
+}  // namespace gort::sched::san

@@ -1,0 +1,168 @@
+// sched — the G-M-P scheduler (Go's proc.go, rebuilt for C++).
+//
+// Glossary
+//   G  a goroutine (sched/g.hpp).  M  an OS thread running Gs.  P  a processor: the right to
+//   run Gs, with a local run queue, a G free list and a stack cache. There are exactly
+//   `gomaxprocs` live Ps; an M runs Gs only while it holds one.
+//
+// Switching. A G gives up its M by switching *directly* to the next G when its own P has
+// one ready (runnext, the local ring, or the global queue every 61st tick), and to the M's
+// scheduler context (g0, on the thread's own stack) otherwise; g0 runs findrunnable, which
+// may steal, and parks the M when nothing is found. Whatever must happen to the G that
+// left — requeue it (yield), finish parking it (unlock the channel it waits on), free it
+// (exit) — is recorded in M::pending and carried out by the context that resumes, *after*
+// the switch: until then the old G's registers are not saved, so no other M may see it.
+//
+// Spinning (Go's rule, which keeps wakeups cheap without burning CPU): an M looking for
+// work is "spinning"; at most half as many Ms spin as there are busy Ps. Readying a G calls
+// wakep(), which starts one spinning M if a P is idle and none spins; a spinning M that
+// finds work stops spinning and, if it was the last, wakes another. An M that found no
+// work gives its P back, drops spinning, re-checks every queue (closing the race with a
+// concurrent wakep), and only then sleeps on its futex.
+//
+// Locks. `Runtime::lock` guards the global run queue, the idle P and idle M lists and the
+// list of Ms. It is never held across a switch or while calling user code. Gs free lists,
+// stacks and all-G list have their own locks. Fields documented "owner" are touched only
+// by the M holding the P (or running the G).
+#pragma once
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "sched/futex.hpp"
+#include "sched/g.hpp"
+#include "sched/runq.hpp"
+#include "stack/stack.hpp"
+
+namespace gort::sched {
+
+inline constexpr int kMaxProcs = 1024;
+inline constexpr std::uint32_t kGlobalQueueTick = 61;   // check the global queue every 61 schedules
+inline constexpr int kStealPasses = 4;
+
+// P states:
+//   idle     on the idle list; no M; its queues are empty.
+//   running  held by exactly one M (P::m), which alone touches its owner fields.
+//   dead     beyond gomaxprocs: on no list, held by nobody; revived if gomaxprocs grows.
+enum class PStatus : std::uint32_t { idle, running, dead };
+
+struct alignas(64) P {
+  std::int32_t id = 0;
+  std::atomic<PStatus> status{PStatus::idle};
+  M* m = nullptr;              // owner
+  P* link = nullptr;           // idle list; guarded by Runtime::lock
+  std::uint32_t schedtick = 0; // owner
+  RunQueue runq;
+  GQueue gfree;                // owner
+  std::int32_t ngfree = 0;     // owner
+  stack::StackCache stacks;    // owner
+  // Counters: written by the owner, read by anyone (stats).
+  std::atomic<std::uint64_t> n_switches{0}, n_steals{0}, n_stolen_gs{0}, n_parks{0}, n_spawns{0};
+};
+
+enum class AfterSwitch : std::uint8_t {
+  none,
+  requeue,      // yield: prev goes to the tail of the local run queue
+  park,         // prev waits: run commit(prev, arg); if it says no, make prev runnable again
+  exit,         // prev returned: free its stack and G
+  to_global,    // prev left blocking() with no P free: put it on the global queue
+};
+
+struct Pending {
+  AfterSwitch what = AfterSwitch::none;
+  G* prev = nullptr;
+  bool (*commit)(G*, void*) = nullptr;
+  void* arg = nullptr;
+};
+
+struct M {
+  std::int64_t id = 0;
+  G g0;                         // the scheduler context on the thread's own stack
+  P* p = nullptr;               // the P held, if any
+  P* nextp = nullptr;           // handed over by startm before waking this M
+  G* curg = nullptr;            // the user G running, nullptr while in g0
+  G* lockedg = nullptr;         // lock_os_thread: the only G this M may run
+  G* handoff_g = nullptr;       // g0 runs this before looking for work
+  bool spinning = false;
+  Pending pending;
+  Note park;                    // stopm sleeps here
+  Note exited;                  // set when the thread leaves its loop
+  M* link = nullptr;            // idle M list; guarded by Runtime::lock
+  std::uint64_t rng = 0;
+  std::thread thread;
+  const void* g0_stack_bottom = nullptr;  // ASan: the thread stack's bounds
+  std::size_t g0_stack_size = 0;
+  void* altstack = nullptr;     // sigaltstack for the stack-overflow handler
+};
+
+struct Runtime {
+  explicit Runtime(std::size_t stack_size) : stacks(stack_size) {}
+
+  stack::StackAllocator stacks;
+
+  RuntimeLock lock;
+  GQueue runq;                               // guarded by lock
+  std::atomic<std::int32_t> runq_size{0};    // written under lock, read racily
+  P* pidle = nullptr;                        // guarded by lock
+  std::atomic<std::int32_t> npidle{0};       // written under lock
+  std::atomic<std::int32_t> nmspinning{0};
+  M* midle = nullptr;                        // guarded by lock
+  std::int32_t nmidle = 0;                   // guarded by lock
+  std::vector<M*> allm;                      // guarded by lock
+  std::int64_t mcount = 0;                   // guarded by lock
+
+  std::array<std::atomic<P*>, kMaxProcs> allp{};  // slots filled once, never cleared
+  std::atomic<std::int32_t> nallp{0};             // Ps ever created (thieves scan these)
+  std::atomic<std::int32_t> gomaxprocs{0};
+
+  RuntimeLock gfree_lock;
+  GQueue gfree;                              // guarded by gfree_lock
+  std::int32_t ngfree = 0;                   // guarded by gfree_lock
+
+  RuntimeLock allg_lock;
+  std::vector<G*> allgs;                     // guarded by allg_lock; append-only
+  std::vector<G*> gslabs;                    // guarded by allg_lock
+
+  std::atomic<std::int64_t> goid_gen{0};
+  std::atomic<std::int64_t> ngoroutines{0};
+  std::atomic<bool> stopping{false};
+  Note main_done;
+  std::int64_t start_ns = 0;
+
+  std::atomic<std::uint64_t> n_handoffs{0}, n_thread_parks{0}, n_preemptions{0};
+};
+
+// The running runtime; nullptr outside run().
+Runtime* runtime() noexcept;
+
+// The calling thread's M (nullptr on plain threads) and the G it runs (nullptr in g0 and on
+// plain threads). Never inlined: a goroutine may resume on another thread after any switch,
+// and the compiler must not reuse a thread-local address computed before it.
+M* this_m() noexcept;
+G* current_g() noexcept;
+
+// Parks the calling goroutine with `reason`. After it is switched out, commit(g, arg) runs
+// on another context (typically to unlock the structure g was recorded in); if it returns
+// false, g resumes at once. Otherwise park returns after someone calls ready(g).
+void park(WaitReason reason, bool (*commit)(G*, void*), void* arg);
+// Makes a waiting g runnable: into the caller's runnext when the caller is a goroutine
+// (the woken one runs next, as Go does), else onto the global queue. Any thread.
+void ready(G* g) noexcept;
+
+// Fatal runtime error: prints "fatal error: <why>" and the goroutine dump, exits 2.
+[[noreturn]] void fatal(const char* why) noexcept;
+
+// Stack overflow handling (sched/signals.cpp).
+void install_signal_handlers();
+void restore_signal_handlers();
+void setup_altstack(M* m);
+void teardown_altstack(M* m);
+
+// Panic reporting (sched/panic.cpp).
+void install_panic_handler();
+void restore_panic_handler();
+
+}  // namespace gort::sched

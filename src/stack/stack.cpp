@@ -1,0 +1,157 @@
+#include "stack/stack.hpp"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <system_error>
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+namespace gort::stack {
+
+std::size_t page_size() noexcept {
+  static const std::size_t ps = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  return ps;
+}
+
+namespace {
+
+std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
+
+// How many stacks may get an mprotect guard: each splits a mapping in two, and the kernel
+// allows vm.max_map_count mappings in all. Keep half of them for the program.
+std::int64_t mprotect_budget() {
+  long max_maps = 65530;
+  if (FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+    if (std::fscanf(f, "%ld", &max_maps) != 1) max_maps = 65530;
+    std::fclose(f);
+  }
+  return std::max<long>(0, max_maps / 2 - 1024) / 2;
+}
+
+}  // namespace
+
+Guard StackAllocator::probe_kernel_guard() noexcept {
+  const std::size_t ps = page_size();
+  void* p = mmap(nullptr, 2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return Guard::mprotect;
+  Guard g = madvise(p, ps, MADV_GUARD_INSTALL) == 0 ? Guard::kernel_guard : Guard::mprotect;
+  munmap(p, 2 * ps);
+  return g;
+}
+
+StackAllocator::StackAllocator(std::size_t default_size)
+    : size_(round_up(std::max<std::size_t>(default_size, 4 * page_size()), page_size())),
+      guard_(page_size()),
+      slot_(size_ + guard_),
+      best_(probe_kernel_guard()),
+      mprotect_budget_(mprotect_budget()) {}
+
+StackAllocator::~StackAllocator() {
+  for (auto [base, len] : slabs_) munmap(base, len);
+}
+
+void StackAllocator::apply_guard(char* slot_lo, Stack& s) {
+  if (best_ == Guard::kernel_guard && madvise(slot_lo, guard_, MADV_GUARD_INSTALL) == 0) {
+    s.guard = Guard::kernel_guard;
+    return;
+  }
+  if (mprotect_budget_.fetch_sub(1, std::memory_order_relaxed) > 0 && mprotect(slot_lo, guard_, PROT_NONE) == 0) {
+    s.guard = Guard::mprotect;
+    return;
+  }
+  s.guard = Guard::canary;
+  *reinterpret_cast<std::uint64_t*>(s.lo) = kCanary;
+}
+
+void StackAllocator::new_slab() {
+  const std::size_t len = slot_ * kSlabStacks;
+  void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "gort: cannot reserve goroutine stacks");
+  auto* base = static_cast<char*>(p);
+  slabs_.emplace_back(base, len);
+  // Push in reverse so the pool (LIFO) hands out the slab's stacks in address order.
+  for (std::size_t i = kSlabStacks; i-- > 0;) {
+    char* slot = base + i * slot_;
+    Stack s{slot + guard_, slot + slot_, Guard::canary, true};
+    apply_guard(slot, s);
+    pool_.push_back(s);
+  }
+}
+
+void StackAllocator::get_batch(Stack* out, std::size_t n) {
+  sched::RuntimeLockGuard g(lock_);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (pool_.empty()) new_slab();
+    out[i] = pool_.back();
+    pool_.pop_back();
+  }
+}
+
+void StackAllocator::put_batch(Stack* stacks, char* const* deepest, std::size_t n) {
+  const std::size_t ps = page_size();
+  // Trim outside the lock: madvise is a system call.
+  std::size_t resident;
+  {
+    sched::RuntimeLockGuard g(lock_);
+    resident = pool_.size();
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    Stack& s = stacks[i];
+    if (resident + i >= kPoolResidentMax) {
+      // Past the high-water mark: give every page back, keep the reservation.
+      madvise(s.lo, s.size(), MADV_DONTNEED);
+      if (s.guard == Guard::canary) *reinterpret_cast<std::uint64_t*>(s.lo) = kCanary;
+    } else if (deepest[i] && deepest[i] < s.hi - ps) {
+      // Keep the top page (the next goroutine touches it anyway), return what lies below.
+      char* cut = reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(s.hi - ps) & ~(ps - 1));
+      char* from = s.lo + (s.guard == Guard::canary ? ps : 0);
+      if (cut > from) madvise(from, std::size_t(cut - from), MADV_DONTNEED);
+    }
+  }
+  sched::RuntimeLockGuard g(lock_);
+  pool_.insert(pool_.end(), stacks, stacks + n);
+}
+
+Stack StackAllocator::alloc_odd(std::size_t size) {
+  size = round_up(std::max<std::size_t>(size, 4 * page_size()), page_size());
+  const std::size_t len = size + guard_;
+  void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "gort: cannot reserve a goroutine stack");
+  auto* base = static_cast<char*>(p);
+  Stack s{base + guard_, base + len, Guard::canary, false};
+  apply_guard(base, s);
+  return s;
+}
+
+void StackAllocator::free_odd(Stack s) noexcept {
+  if (s.guard == Guard::mprotect) mprotect_budget_.fetch_add(1, std::memory_order_relaxed);
+  munmap(s.lo - guard_, s.size() + guard_);
+}
+
+bool StackAllocator::in_guard(const void* p, const Stack& s) const noexcept {
+  auto* c = static_cast<const char*>(p);
+  return s.lo && c < s.lo && c >= s.lo - guard_ - 64 * 1024;  // a large frame may skip past the guard page a little
+}
+
+void StackCache::refill(StackAllocator& a) {
+  a.get_batch(items_ + n_, kBatch);
+  std::fill(deepest_ + n_, deepest_ + n_ + kBatch, nullptr);
+  n_ += kBatch;
+}
+
+void StackCache::spill(StackAllocator& a) {
+  // Hand the oldest (least recently used, bottom of the LIFO) half to the global pool.
+  a.put_batch(items_, deepest_, kBatch);
+  std::move(items_ + kBatch, items_ + n_, items_);
+  std::move(deepest_ + kBatch, deepest_ + n_, deepest_);
+  n_ -= kBatch;
+}
+
+}  // namespace gort::stack

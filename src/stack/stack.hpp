@@ -1,0 +1,117 @@
+// stack — goroutine stacks: reserved, committed by the kernel on touch, guarded, pooled.
+//
+// Invariants:
+// - A Stack is [lo, hi) of read-write address space with a guard region directly below lo.
+//   The guard is one of: a MADV_GUARD_INSTALL region (Linux 6.13+, costs no kernel mapping),
+//   an mprotect(PROT_NONE) page (costs ~2 of the vm.max_map_count mappings, so only a
+//   budget of stacks get one), or a canary word at lo checked at every switch away.
+// - Default-size stacks come from slabs (kSlabStacks stacks per mmap) and are never
+//   unmapped while the runtime lives; they circulate between per-P caches (LIFO, so the
+//   next goroutine reuses pages still resident) and the global pool. Odd-size stacks
+//   are mapped and unmapped one by one.
+// - Memory is returned to the kernel only beyond a high-water mark: a stack entering the
+//   global pool is trimmed to its top page, and past kPoolResidentMax pooled stacks it is
+//   released entirely (madvise(MADV_DONTNEED): the reservation stays, the pages go).
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "sched/futex.hpp"
+
+namespace gort::stack {
+
+enum class Guard : std::uint8_t { kernel_guard, mprotect, canary };
+
+inline constexpr std::uint64_t kCanary = 0x676f72745f737463ull;  // "gort_stc"
+
+struct Stack {
+  char* lo = nullptr;  // lowest usable byte
+  char* hi = nullptr;  // one past the highest usable byte (the stack grows down from here)
+  Guard guard = Guard::canary;
+  bool pooled = false;  // default size, from a slab
+  explicit operator bool() const noexcept { return lo != nullptr; }
+  std::size_t size() const noexcept { return std::size_t(hi - lo); }
+  bool canary_intact() const noexcept {
+    return guard != Guard::canary || *reinterpret_cast<const std::uint64_t*>(lo) == kCanary;
+  }
+};
+
+// The process-wide part: slabs, the global pool, the guard budget. Thread-safe.
+class StackAllocator {
+ public:
+  explicit StackAllocator(std::size_t default_size);
+  ~StackAllocator();  // unmaps every slab: call only when no goroutine runs any more
+  StackAllocator(const StackAllocator&) = delete;
+  StackAllocator& operator=(const StackAllocator&) = delete;
+
+  std::size_t default_size() const noexcept { return size_; }
+  std::size_t guard_size() const noexcept { return guard_; }
+
+  // Fills out[0..n) with pooled default-size stacks (allocating slabs as needed).
+  void get_batch(Stack* out, std::size_t n);
+  // Takes back default-size stacks; `deepest[i]` is the lowest stack pointer seen in use.
+  void put_batch(Stack* stacks, char* const* deepest, std::size_t n);
+
+  Stack alloc_odd(std::size_t size);  // a stack of another size, mapped alone
+  void free_odd(Stack s) noexcept;
+
+  // True when p lies in the guard region below some stack's lo (for the SIGSEGV handler:
+  // only reads immutable slab bounds, lock-free).
+  bool in_guard(const void* p, const Stack& s) const noexcept;
+
+  static Guard probe_kernel_guard() noexcept;
+
+ private:
+  void new_slab();  // requires lock_
+  void apply_guard(char* slot_lo, Stack& s);
+
+  const std::size_t size_;
+  const std::size_t guard_;
+  const std::size_t slot_;
+  Guard best_;  // kernel_guard if the kernel supports it, else mprotect
+  std::atomic<std::int64_t> mprotect_budget_;
+
+  sched::RuntimeLock lock_;
+  std::vector<Stack> pool_;            // guarded by lock_; LIFO
+  std::vector<std::pair<char*, std::size_t>> slabs_;  // guarded by lock_
+};
+
+inline constexpr std::size_t kSlabStacks = 64;
+inline constexpr std::size_t kPoolResidentMax = 4096;
+
+// A P's private LIFO cache of default-size stacks: only its owner touches it.
+class StackCache {
+ public:
+  static constexpr std::size_t kMax = 64;
+  static constexpr std::size_t kBatch = 32;
+
+  Stack get(StackAllocator& a) {
+    if (n_ == 0) refill(a);
+    --n_;
+    return items_[n_];
+  }
+  void put(StackAllocator& a, Stack s, char* deepest) {
+    if (n_ == kMax) spill(a);
+    items_[n_] = s;
+    deepest_[n_] = deepest;
+    ++n_;
+  }
+  void drain(StackAllocator& a) {
+    a.put_batch(items_, deepest_, n_);
+    n_ = 0;
+  }
+  std::size_t size() const noexcept { return n_; }
+
+ private:
+  void refill(StackAllocator& a);
+  void spill(StackAllocator& a);
+  Stack items_[kMax];
+  char* deepest_[kMax];
+  std::size_t n_ = 0;
+};
+
+std::size_t page_size() noexcept;
+
+}  // namespace gort::stack
