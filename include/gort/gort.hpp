@@ -2,3 +2,5 @@
 #pragma once
 #include <gort/runtime.hpp>
 #include <gort/debug.hpp>
+#include <gort/sync.hpp>
+#include <gort/testing.hpp>

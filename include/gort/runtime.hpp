@@ -56,16 +56,17 @@ int run(F&& main, Config cfg = {}) {
 
 // Starts f(args...) in a new goroutine. The callable and arguments are moved (decayed
 // copies, as std::thread does). Throws std::logic_error outside an active run().
+// (Not inlined, so its return address is the call site that dumps print as "created by".)
 template <class F, class... A>
   requires(!std::is_same_v<std::remove_cvref_t<F>, Spawn>)
-void go(F&& f, A&&... args) {
+[[gnu::noinline]] void go(F&& f, A&&... args) {
   detail::spawn_task(Spawn{}, detail::bind_task(std::forward<F>(f), std::forward<A>(args)...),
                      __builtin_return_address(0));
 }
 
 // As go(f, args...), with a name for dumps and an optional stack size.
 template <class F, class... A>
-void go(const Spawn& opts, F&& f, A&&... args) {
+[[gnu::noinline]] void go(const Spawn& opts, F&& f, A&&... args) {
   detail::spawn_task(opts, detail::bind_task(std::forward<F>(f), std::forward<A>(args)...),
                      __builtin_return_address(0));
 }

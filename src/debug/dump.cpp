@@ -21,21 +21,13 @@
 #include <gort/debug.hpp>
 
 #include "debug/dump.hpp"
+#include "debug/symbolize.hpp"
 
 namespace gort::debug_impl {
 
 using namespace gort::sched;
 
 namespace {
-
-std::string demangle(const char* name) {
-  if (!name) return "?";
-  int status = 0;
-  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
-  std::string out = status == 0 && d ? d : name;
-  std::free(d);
-  return out;
-}
 
 std::string wait_duration(const G* g) {
   if (!g->wait_since_ns) return "";
@@ -47,18 +39,26 @@ std::string wait_duration(const G* g) {
 }  // namespace
 
 std::string describe_pc(void* pc, bool is_return_address) {
-  void* lookup = is_return_address ? static_cast<char*>(pc) - 1 : pc;
-  Dl_info info{};
+  Symbol sym = symbolize(pc, is_return_address);
   std::ostringstream os;
-  if (dladdr(lookup, &info) && info.dli_sname) {
-    std::string fn = demangle(info.dli_sname);
-    if (fn.find('(') == std::string::npos) fn += "()";
-    os << fn << "\n\t" << (info.dli_fname ? info.dli_fname : "?") << " +0x" << std::hex
-       << (static_cast<char*>(pc) - static_cast<char*>(info.dli_saddr));
+  os << (sym.function.empty() ? "?" : sym.function);
+  if (sym.function.find('(') == std::string::npos) os << "(...)";
+  os << "\n\t";
+  if (!sym.file.empty()) {
+    os << sym.file << ":" << sym.line;
   } else {
-    os << "?()\n\t" << (info.dli_fname ? info.dli_fname : "?") << " pc=" << pc;
+    os << (sym.module.empty() ? "?" : sym.module);
   }
+  os << " +0x" << std::hex << sym.offset;
   return os.str();
+}
+
+bool is_scheduler_frame(const std::string& d) {
+  for (const char* prefix : {"gort::sched::", "gort_ctx_", "gort::detail::InlineTask", "gort::detail::BoxedTask",
+                             "gort::detail::spawn", "gort::debug::write_goroutines"}) {
+    if (d.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
 }
 
 std::vector<void*> parked_frames(const G* g, int max) {
@@ -106,7 +106,8 @@ void write_created_by(std::ostream& os, const G* g) {
   os << site.substr(site.find('\n')) << "\n";
 }
 
-// Goroutines that exist now (not idle or dead), in id order. Takes allg_lock briefly.
+}  // namespace
+
 std::vector<const G*> live_goroutines(Runtime* rt) {
   std::vector<const G*> out;
   RuntimeLockGuard l(rt->allg_lock);
@@ -118,17 +119,18 @@ std::vector<const G*> live_goroutines(Runtime* rt) {
   return out;
 }
 
-void write_one(std::ostream& os, const G* g) {
+void write_goroutine(std::ostream& os, const G* g) {
   os << goroutine_header(g, false) << ":\n";
   GStatus s = g->status.load(std::memory_order_acquire);
   if (s == GStatus::waiting || (s == GStatus::runnable && g->started)) {
-    for (void* pc : parked_frames(g)) os << describe_pc(pc, pc != reinterpret_cast<void*>(g->ctx.pc)) << "\n";
+    for (void* pc : parked_frames(g)) {
+      std::string d = describe_pc(pc, pc != reinterpret_cast<void*>(g->ctx.pc));
+      if (!is_scheduler_frame(d)) os << d << "\n";
+    }
   }
   write_created_by(os, g);
   os << "\n";
 }
-
-}  // namespace
 
 void dump_all_to_fd(int fd, const G* skip) {
   Runtime* rt = runtime();
@@ -136,7 +138,7 @@ void dump_all_to_fd(int fd, const G* skip) {
   std::ostringstream os;
   for (const G* g : live_goroutines(rt)) {
     if (g == skip) continue;
-    write_one(os, g);
+    write_goroutine(os, g);
   }
   std::string s = os.str();
   ssize_t unused = write(fd, s.data(), s.size());
@@ -228,11 +230,14 @@ void write_goroutines(std::ostream& os, int level) {
         os << debug_impl::goroutine_header(g, true) << ":\n";
         void* pcs[64];
         int n = backtrace(pcs, 64);
-        for (int i = 1; i < n; ++i) os << debug_impl::describe_pc(pcs[i], true) << "\n";
+        for (int i = 1; i < n; ++i) {
+          std::string d = debug_impl::describe_pc(pcs[i], true);
+          if (!debug_impl::is_scheduler_frame(d)) os << d << "\n";
+        }
         debug_impl::write_created_by(os, g);
         os << "\n";
       } else {
-        debug_impl::write_one(os, g);
+        debug_impl::write_goroutine(os, g);
       }
     }
     return;

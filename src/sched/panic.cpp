@@ -16,6 +16,7 @@
 #include <exception>
 #include <string>
 #include <typeinfo>
+#include <vector>
 
 #include "debug/dump.hpp"
 #include "sched/sched.hpp"
@@ -45,13 +46,22 @@ std::string exception_type_name() {
   return out;
 }
 
-// The current goroutine's frames, from the unwinder (we are still on its stack), skipping
-// `skip` frames of the reporting machinery itself.
+// The current goroutine's frames, from the unwinder (we are still on its stack). Frames of
+// the reporting machinery are dropped: everything up to __cxa_throw for a panic, or the
+// first `skip` frames otherwise.
 std::string current_frames(int skip) {
   void* pcs[100];
   int n = backtrace(pcs, 100);
+  std::vector<std::string> frames;
+  int start = skip;
+  for (int i = 0; i < n; ++i) {
+    frames.push_back(debug_impl::describe_pc(pcs[i], i > 0));
+    if (frames.back().rfind("__cxa_throw", 0) == 0 || frames.back().rfind("__cxa_rethrow", 0) == 0) start = i + 1;
+  }
   std::string out;
-  for (int i = skip; i < n; ++i) out += debug_impl::describe_pc(pcs[i], true) + "\n";
+  for (int i = start; i < n; ++i) {
+    if (!debug_impl::is_scheduler_frame(frames[std::size_t(i)])) out += frames[std::size_t(i)] + "\n";
+  }
   return out;
 }
 

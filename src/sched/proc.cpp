@@ -804,7 +804,7 @@ void* spawn_begin(const Spawn& opts, const TaskOps* ops, void** storage, void* c
   } else {
     g_foreign_mu.lock_shared();  // released in spawn_commit / spawn_abort
     rt = g_rt.load(std::memory_order_acquire);
-    if (!rt) {
+    if (!rt || rt->stopping.load(std::memory_order_acquire)) {
       g_foreign_mu.unlock_shared();
       throw std::logic_error("gort::go: no runtime is active; start one with gort::run(main) first");
     }
@@ -890,6 +890,7 @@ int run_main(void (*body)(void*), void* arg, std::size_t cfg_stack_size, int cfg
 
   auto* rt = new Runtime(stack_size);
   rt->start_ns = monotonic_ns();
+  rt->ncpu = gort::num_cpu();
   {
     RuntimeLockGuard l(rt->lock);
     procresize_locked(rt, procs);
@@ -917,11 +918,8 @@ int run_main(void (*body)(void*), void* arg, std::size_t cfg_stack_size, int cfg
 
   rt->main_done.sleep();
 
-  // main returned: no more foreign spawns, wake every sleeping M so it can exit.
-  {
-    std::unique_lock<std::shared_mutex> l(g_foreign_mu);
-    g_rt.store(nullptr, std::memory_order_release);
-  }
+  // main returned (stopping is set): wait out foreign spawns in flight; later ones throw.
+  { std::unique_lock<std::shared_mutex> l(g_foreign_mu); }
   std::vector<M*> ms;
   // An M still running a goroutine (a loop that never reaches the scheduler, or a call
   // blocked in the kernel) cannot be stopped; after a grace period it is abandoned with
@@ -947,6 +945,10 @@ int run_main(void (*body)(void*), void* arg, std::size_t cfg_stack_size, int cfg
   }
   restore_panic_handler();
   restore_signal_handlers();
+  {
+    std::unique_lock<std::shared_mutex> l(g_foreign_mu);
+    g_rt.store(nullptr, std::memory_order_release);
+  }
   if (!abandoned) teardown(rt);
   return 0;
 }

@@ -131,6 +131,7 @@ struct Runtime {
   std::atomic<bool> stopping{false};
   Note main_done;
   std::int64_t start_ns = 0;
+  std::int32_t ncpu = 1;                     // num_cpu() at start
 
   std::atomic<std::uint64_t> n_handoffs{0}, n_thread_parks{0}, n_preemptions{0};
 };

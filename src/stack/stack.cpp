@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <system_error>
 
@@ -51,7 +52,16 @@ StackAllocator::StackAllocator(std::size_t default_size)
       guard_(page_size()),
       slot_(size_ + guard_),
       best_(probe_kernel_guard()),
-      mprotect_budget_(mprotect_budget()) {}
+      mprotect_budget_(mprotect_budget()) {
+  // GORT_STACK_GUARD=mprotect|canary forces a weaker guard (to test those paths).
+  if (const char* forced = std::getenv("GORT_STACK_GUARD")) {
+    if (std::strcmp(forced, "mprotect") == 0) best_ = Guard::mprotect;
+    if (std::strcmp(forced, "canary") == 0) {
+      best_ = Guard::mprotect;
+      mprotect_budget_.store(0);
+    }
+  }
+}
 
 StackAllocator::~StackAllocator() {
   for (auto [base, len] : slabs_) munmap(base, len);

@@ -1,0 +1,82 @@
+// sched/waiter — one blocking point that works for goroutines and plain threads alike.
+//
+// Every blocking primitive (channels, semaphores, timers) records a Waiter in its own wait
+// structure, under its own lock, then calls block(): a goroutine parks (the lock is released
+// only after it is switched out, so no waker can ready it early); a plain OS thread releases
+// the lock and sleeps on a futex. Whoever removes the Waiter from the structure calls wake()
+// exactly once. `ticket`/`data` are for the owning structure (FIFO order, a value slot).
+//
+// Lifetime: a Waiter lives on the blocked party's stack; after wake() the waker must not
+// touch it again (the woken party may return and pop that frame at once).
+#pragma once
+#include <atomic>
+#include <cstdint>
+
+#include "sched/futex.hpp"
+#include "sched/g.hpp"
+#include "sched/sched.hpp"
+
+namespace gort::sched {
+
+struct Waiter {
+  G* g = current_g();                    // nullptr: a plain thread
+  std::atomic<std::uint32_t> woken{0};   // plain threads sleep on this
+  Waiter* next = nullptr;                // links for the owning structure
+  Waiter* prev = nullptr;
+  void* data = nullptr;                  // owner-defined
+  std::uint64_t ticket = 0;              // owner-defined
+  std::int64_t start_ns = 0;             // when it started waiting (Mutex starvation)
+  bool success = false;                  // owner-defined (e.g. channel: received a value)
+
+  // Blocks until wake(); `lock` (held on entry) is released once blocking is safe.
+  template <class Lock>
+  void block(WaitReason reason, Lock& lock) {
+    if (g) {
+      park(reason, [](G*, void* l) { static_cast<Lock*>(l)->unlock(); return true; }, &lock);
+    } else {
+      lock.unlock();
+      while (woken.load(std::memory_order_acquire) == 0) futex_wait(&woken, 0);
+    }
+  }
+
+  void wake() noexcept {
+    if (g) {
+      ready(g);
+    } else {
+      // Copy what we need first: the moment woken is set, the sleeper may return.
+      woken.store(1, std::memory_order_release);
+      futex_wake(&woken, 1);
+    }
+  }
+};
+
+// A FIFO of Waiters, linked through next/prev. Guarded by its owner's lock.
+struct WaitQueue {
+  Waiter* head = nullptr;
+  Waiter* tail = nullptr;
+  bool empty() const noexcept { return head == nullptr; }
+  void push_back(Waiter* w) noexcept {
+    w->next = nullptr;
+    w->prev = tail;
+    if (tail) tail->next = w; else head = w;
+    tail = w;
+  }
+  void push_front(Waiter* w) noexcept {
+    w->prev = nullptr;
+    w->next = head;
+    if (head) head->prev = w; else tail = w;
+    head = w;
+  }
+  Waiter* pop_front() noexcept {
+    Waiter* w = head;
+    if (w) remove(w);
+    return w;
+  }
+  void remove(Waiter* w) noexcept {
+    if (w->prev) w->prev->next = w->next; else head = w->next;
+    if (w->next) w->next->prev = w->prev; else tail = w->prev;
+    w->next = w->prev = nullptr;
+  }
+};
+
+}  // namespace gort::sched

@@ -1,0 +1,124 @@
+// Failures: panics (uncaught exceptions), stack overflow under every guard kind, misuse.
+#include <cstdlib>
+#include <cstring>
+
+#include "test_util.hpp"
+
+namespace {
+
+struct ThreadsafeDeathTests {
+  ThreadsafeDeathTests() { GTEST_FLAG_SET(death_test_style, "threadsafe"); }
+} threadsafe_death_tests;
+
+[[gnu::noinline]] void throw_boom() { throw std::runtime_error("boom"); }
+
+TEST(Panic, UncaughtExceptionInGoroutinePrintsPanicAndExits2) {
+  EXPECT_EXIT(gort::run([] {
+                gort::go([] { throw_boom(); });
+                for (;;) gort::yield();
+              }),
+              ::testing::ExitedWithCode(2),
+              "panic: std::runtime_error: boom\n\ngoroutine [0-9]+ \\[running\\]:\n.*throw_boom");
+}
+
+TEST(Panic, UncaughtExceptionInMainPanicsAsGoroutineOne) {
+  EXPECT_EXIT(gort::run([] { throw gort::panic_error("send on closed channel"); }), ::testing::ExitedWithCode(2),
+              "panic: gort::panic_error: send on closed channel\n\ngoroutine 1 \\[running\\]:");
+}
+
+TEST(Panic, RecoveredInsideTheGoroutineIsNotAPanic) {
+  EXPECT_EQ(gort::run([] {
+              std::atomic<int> recovered{0};
+              gort::WaitGroup wg;
+              wg.go([&] {
+                try {
+                  throw_boom();
+                } catch (const std::runtime_error&) {
+                  recovered = 1;
+                }
+              });
+              wg.wait();
+              return recovered.load();
+            }),
+            1);
+}
+
+TEST(Panic, TracebackAllAddsOtherGoroutines) {
+  EXPECT_EXIT(
+      {
+        setenv("GORT_TRACEBACK", "all", 1);
+        gort::run([] {
+          gort::WaitGroup never;
+          never.add(1);
+          gort::go(gort::Spawn{"bystander"}, [&] { never.wait(); });
+          gort::yield();
+          throw_boom();
+        });
+      },
+      ::testing::ExitedWithCode(2), "goroutine 1 \\[running\\]:(.|\n)*goroutine 2 \\[sync.WaitGroup.Wait\\] \"bystander\"");
+}
+
+[[gnu::noinline]] int recurse_forever(int depth) {
+  volatile char pad[512];
+  pad[0] = char(depth);
+  return recurse_forever(depth + 1) + pad[0];
+}
+
+void overflow_in_goroutine() {
+  gort::run([] {
+    gort::WaitGroup wg;
+    wg.go([] { recurse_forever(0); });
+    wg.wait();
+  });
+}
+
+TEST(StackOverflow, KernelGuardIsAFatalErrorNamingTheGoroutine) {
+  EXPECT_EXIT(overflow_in_goroutine(), ::testing::ExitedWithCode(2),
+              "fatal error: stack overflow(.|\n)*goroutine 2 \\[running\\]");
+}
+
+TEST(StackOverflow, MprotectGuardIsAFatalError) {
+  EXPECT_EXIT(
+      {
+        setenv("GORT_STACK_GUARD", "mprotect", 1);
+        overflow_in_goroutine();
+      },
+      ::testing::ExitedWithCode(2), "fatal error: stack overflow(.|\n)*goroutine 2 \\[running\\]");
+}
+
+// Past the guard budget stacks carry a canary, checked when the goroutine switches away.
+TEST(StackOverflow, CanaryIsCheckedAtTheNextSwitch) {
+  EXPECT_EXIT(
+      {
+        setenv("GORT_STACK_GUARD", "canary", 1);
+        gort::run([] {
+          gort::WaitGroup wg;
+          wg.add(1);
+          gort::go(gort::Spawn{"smasher", 64 * 1024}, [&] {
+            volatile char big[72 * 1024];  // larger than the stack: runs over the canary
+            std::memset(const_cast<char*>(big), 1, sizeof big);
+            gort::yield();
+            wg.done();
+          });
+          wg.wait();
+        });
+      },
+      ::testing::ExitedWithCode(2), "fatal error: stack overflow");
+}
+
+TEST(Misuse, NegativeWaitGroupCounterPanics) {
+  gort::run([] {
+    gort::WaitGroup wg;
+    EXPECT_THROW(wg.done(), gort::panic_error);
+  });
+}
+
+TEST(Misuse, UnlockOfUnlockedMutexIsFatal) {
+  EXPECT_EXIT(gort::run([] {
+                gort::Mutex m;
+                m.unlock();
+              }),
+              ::testing::ExitedWithCode(2), "fatal error: sync: unlock of unlocked mutex");
+}
+
+}  // namespace

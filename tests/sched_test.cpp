@@ -1,0 +1,360 @@
+// The runtime core: run, go, yield, maxprocs, ids, counts, thread locking, blocking calls.
+#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "test_util.hpp"
+
+using namespace std::chrono_literals;
+using gort_test::scaled;
+
+namespace {
+
+class Sched : public gort_test::Procs {};
+GORT_INSTANTIATE_PROCS(Sched);
+
+TEST(Run, ReturnsMainsStatus) {
+  EXPECT_EQ(gort::run([] { return 7; }), 7);
+  EXPECT_EQ(gort::run([] {}), 0);
+}
+
+TEST(Run, CanRunAgainAfterReturning) {
+  for (int i = 0; i < 20; ++i) {
+    std::atomic<int> n{0};
+    gort::run([&] {
+      gort::WaitGroup wg;
+      for (int j = 0; j < 10; ++j) wg.go([&] { n.fetch_add(1); });
+      wg.wait();
+    });
+    EXPECT_EQ(n.load(), 10);
+  }
+}
+
+TEST(Run, NestedRunThrowsLogicError) {
+  gort::run([] {
+    EXPECT_THROW(gort::run([] {}), std::logic_error);
+  });
+}
+
+TEST(Run, ConcurrentRunThrowsLogicError) {
+  gort::run([] {
+    std::atomic<bool> threw{false};
+    std::thread t([&] {
+      try {
+        gort::run([] {});
+      } catch (const std::logic_error&) {
+        threw = true;
+      }
+    });
+    gort::blocking([&] { t.join(); });
+    EXPECT_TRUE(threw.load());
+  });
+}
+
+TEST(Run, GoOutsideRunThrowsNamingTheProblem) {
+  try {
+    gort::go([] {});
+    FAIL() << "go() outside run() did not throw";
+  } catch (const std::logic_error& e) {
+    EXPECT_NE(std::string(e.what()).find("gort::run"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Run, IdsAndCountsOutsideRun) {
+  EXPECT_EQ(gort::goroutine_id(), 0);
+  EXPECT_EQ(gort::num_goroutine(), 0);
+  EXPECT_GE(gort::num_cpu(), 1);
+}
+
+TEST_P(Sched, MainIsGoroutineOneAndIdsAreUnique) {
+  run([] {
+    EXPECT_EQ(gort::goroutine_id(), 1);
+    constexpr int n = 1000;
+    std::vector<std::int64_t> ids(n);
+    gort::WaitGroup wg;
+    for (int i = 0; i < n; ++i) wg.go([&ids, i] { ids[i] = gort::goroutine_id(); });
+    wg.wait();
+    std::set<std::int64_t> unique(ids.begin(), ids.end());
+    EXPECT_EQ(unique.size(), std::size_t(n));
+    EXPECT_EQ(unique.count(1), 0u);
+    EXPECT_EQ(unique.count(0), 0u);
+  });
+}
+
+TEST_P(Sched, MaxprocsReportsConfig) {
+  run([] { EXPECT_EQ(gort::maxprocs(), GetParam()); });
+}
+
+TEST_P(Sched, SpawnAndJoinManyGoroutines) {
+  run([] {
+    const int n = scaled(200'000);
+    std::atomic<int> sum{0};
+    gort::WaitGroup wg;
+    for (int i = 0; i < n; ++i) wg.go([&sum] { sum.fetch_add(1, std::memory_order_relaxed); });
+    wg.wait();
+    EXPECT_EQ(sum.load(), n);
+    EXPECT_EQ(gort::num_goroutine(), 1);
+  });
+}
+
+TEST_P(Sched, ArgumentsAreMovedIntoTheGoroutine) {
+  run([] {
+    auto p = std::make_unique<int>(41);
+    std::atomic<int> got{0};
+    gort::WaitGroup wg;
+    wg.add(1);
+    std::string big(1000, 'x');  // forces the heap-boxed task path
+    gort::go([&](std::unique_ptr<int> q, std::string s) {
+      got = *q + 1 + int(s.size()) - 1000;
+      wg.done();
+    }, std::move(p), big);
+    wg.wait();
+    EXPECT_EQ(got.load(), 42);
+    EXPECT_EQ(p, nullptr);
+  });
+}
+
+TEST_P(Sched, SpawnFromManyGoroutinesAtOnce) {
+  run([] {
+    const int spawners = 64, each = scaled(2000);
+    std::atomic<int> sum{0};
+    gort::WaitGroup wg;
+    wg.add(spawners * each);
+    for (int s = 0; s < spawners; ++s) {
+      gort::go([&] {
+        for (int i = 0; i < each; ++i) gort::go([&] { sum.fetch_add(1); wg.done(); });
+      });
+    }
+    wg.wait();
+    EXPECT_EQ(sum.load(), spawners * each);
+  });
+}
+
+TEST_P(Sched, SpawnFromForeignThreads) {
+  run([] {
+    const int threads = 4, each = scaled(20'000);
+    std::atomic<int> sum{0};
+    gort::WaitGroup wg;
+    wg.add(threads * each);
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t) {
+      ts.emplace_back([&] {
+        for (int i = 0; i < each; ++i) gort::go([&] { sum.fetch_add(1); wg.done(); });
+      });
+    }
+    wg.wait();
+    gort::blocking([&] { for (auto& t : ts) t.join(); });
+    EXPECT_EQ(sum.load(), threads * each);
+  });
+}
+
+TEST_P(Sched, YieldLetsOthersRun) {
+  run([] {
+    std::atomic<bool> flag{false};
+    gort::WaitGroup wg;
+    wg.go([&] {
+      while (!flag.load()) gort::yield();
+    });
+    wg.go([&] { flag = true; });
+    wg.wait();
+    EXPECT_TRUE(flag.load());
+  });
+}
+
+TEST(SchedOneProc, YieldAlternatesBetweenTwoGoroutines) {
+  gort::testing::run_test([] {
+    std::vector<int> order;
+    gort::WaitGroup wg;
+    for (int id = 0; id < 2; ++id) {
+      wg.go([&order, id] {
+        for (int i = 0; i < 5; ++i) {
+          order.push_back(id);
+          gort::yield();
+        }
+      });
+    }
+    wg.wait();
+    ASSERT_EQ(order.size(), 10u);
+    for (std::size_t i = 2; i < order.size(); ++i) EXPECT_NE(order[i], order[i - 1]) << "at " << i;
+  }, 1);
+}
+
+// At most maxprocs goroutines run at once: goroutines that never yield hold their P.
+void expect_parallelism_bounded(int procs) {
+  std::atomic<int> running{0}, peak{0};
+  gort::WaitGroup wg;
+  for (int i = 0; i < 16; ++i) {
+    wg.go([&] {
+      int now = running.fetch_add(1) + 1;
+      int p = peak.load();
+      while (now > p && !peak.compare_exchange_weak(p, now)) {}
+      for (volatile int spin = 0; spin < 200'000; spin = spin + 1) {}
+      running.fetch_sub(1);
+    });
+  }
+  wg.wait();
+  EXPECT_LE(peak.load(), procs);
+  EXPECT_GE(peak.load(), 1);
+}
+
+TEST_P(Sched, AtMostMaxprocsRunAtOnce) {
+  run([] { expect_parallelism_bounded(GetParam()); });
+}
+
+TEST_P(Sched, SetMaxprocsWhileRunning) {
+  run([] {
+    EXPECT_EQ(gort::maxprocs(3), GetParam());
+    EXPECT_EQ(gort::maxprocs(), 3);
+    expect_parallelism_bounded(3);
+    EXPECT_EQ(gort::maxprocs(1), 3);
+    expect_parallelism_bounded(1);
+    EXPECT_EQ(gort::maxprocs(GetParam()), 1);
+  });
+}
+
+TEST_P(Sched, SetMaxprocsWhileBusyLosesNothing) {
+  run([] {
+    std::atomic<bool> stop{false};
+    std::atomic<std::int64_t> work{0};
+    gort::WaitGroup workers;
+    for (int w = 0; w < 16; ++w) {
+      workers.go([&] {
+        while (!stop.load()) {
+          gort::WaitGroup inner;
+          for (int i = 0; i < 8; ++i) inner.go([&] { work.fetch_add(1); gort::yield(); });
+          inner.wait();
+        }
+      });
+    }
+    const int sizes[] = {1, 4, 2, 8, 3, 1, 6};
+    for (int round = 0; round < scaled(300); ++round) {
+      gort::maxprocs(sizes[round % 7]);
+      gort::yield();
+    }
+    stop = true;
+    workers.wait();
+    EXPECT_EQ(work.load() % 8, 0);
+    EXPECT_GT(work.load(), 0);
+    gort::maxprocs(GetParam());
+  });
+}
+
+// One goroutine spawns everything onto its own P; the others get work only by stealing.
+TEST(SchedSteal, WorkIsStolenAcrossProcessors) {
+  for (int procs : {2, 8}) {
+    gort::testing::run_test([] {
+      const int n = scaled(20'000);
+      std::atomic<int> done{0};
+      gort::WaitGroup wg;
+      wg.add(n);
+      for (int i = 0; i < n; ++i) {
+        gort::go([&] {
+          for (volatile int spin = 0; spin < 2000; spin = spin + 1) {}
+          done.fetch_add(1);
+          wg.done();
+        });
+      }
+      wg.wait();
+      EXPECT_EQ(done.load(), n);
+      EXPECT_GT(gort::debug::stats().steals, 0u);
+    }, procs);
+  }
+}
+
+TEST_P(Sched, LockOSThreadPinsTheGoroutine) {
+  run([] {
+    gort::WaitGroup done;
+    done.go([] {
+      gort::lock_os_thread();
+      const pthread_t mine = pthread_self();
+      std::atomic<int> on_my_thread{0};
+      gort::WaitGroup others;
+      for (int i = 0; i < 50; ++i) {
+        others.go([&] {
+          for (int k = 0; k < 10; ++k) {
+            if (pthread_equal(pthread_self(), mine)) on_my_thread.fetch_add(1);
+            gort::yield();
+          }
+        });
+      }
+      for (int i = 0; i < 100; ++i) {
+        gort::yield();
+        EXPECT_TRUE(pthread_equal(pthread_self(), mine));
+      }
+      others.wait();  // parks: the thread must sleep, not run the others
+      EXPECT_TRUE(pthread_equal(pthread_self(), mine));
+      EXPECT_EQ(on_my_thread.load(), 0);
+      gort::unlock_os_thread();
+    });
+    done.wait();
+  });
+}
+
+TEST_P(Sched, BlockingCallDoesNotStallOthers) {
+  run([] {
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    gort::WaitGroup wg;
+    // With one P, the writer can only run if blocking() handed the P over.
+    wg.go([&] {
+      char c = 0;
+      ssize_t n = gort::blocking([&] { return read(fds[0], &c, 1); });
+      EXPECT_EQ(n, 1);
+      EXPECT_EQ(c, 'x');
+    });
+    wg.go([&] {
+      char c = 'x';
+      EXPECT_EQ(write(fds[1], &c, 1), 1);
+    });
+    wg.wait();
+    close(fds[0]);
+    close(fds[1]);
+    EXPECT_GE(gort::debug::stats().syscall_handoffs, 1u);
+  });
+}
+
+TEST_P(Sched, BlockingReturnsValueAndRethrows) {
+  run([] {
+    EXPECT_EQ(gort::blocking([] { return 42; }), 42);
+    EXPECT_THROW(gort::blocking([]() -> int { throw std::runtime_error("x"); }), std::runtime_error);
+    EXPECT_EQ(gort::blocking([] { return std::string("after"); }), "after");  // still works
+  });
+}
+
+TEST_P(Sched, NamedGoroutinesAndOwnStackSize) {
+  run([] {
+    std::atomic<bool> ran{false};
+    gort::WaitGroup wg;
+    wg.add(1);
+    gort::go(gort::Spawn{"big-stack", 4 << 20}, [&] {
+      volatile char buf[2 << 20];  // 2 MiB on a 4 MiB stack
+      buf[0] = 1;
+      buf[sizeof buf - 1] = 1;
+      ran = buf[0] == 1;
+      wg.done();
+    });
+    wg.wait();
+    EXPECT_TRUE(ran.load());
+  });
+}
+
+// An idle runtime sleeps: its threads use ~no CPU while main waits in a blocking call.
+TEST(SchedIdle, IdleRuntimeUsesNoCPU) {
+  gort::testing::run_test([] {
+    rusage before{}, after{};
+    getrusage(RUSAGE_SELF, &before);
+    gort::blocking([] { std::this_thread::sleep_for(300ms); });  // the idle period under test
+    getrusage(RUSAGE_SELF, &after);
+    auto us = [](const timeval& t) { return std::int64_t(t.tv_sec) * 1'000'000 + t.tv_usec; };
+    std::int64_t cpu = us(after.ru_utime) - us(before.ru_utime) + us(after.ru_stime) - us(before.ru_stime);
+    EXPECT_LT(cpu, 30'000) << "CPU used while idle: " << cpu << " us";
+  }, 8);
+}
+
+}  // namespace

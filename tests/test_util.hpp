@@ -1,0 +1,35 @@
+// Shared helpers for gort's own tests.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <gort/gort.hpp>
+#include <gort/gtest.hpp>
+
+namespace gort_test {
+
+// Sanitizer builds run the stress tests at a tenth of their size (TSan is ~10x slower).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr int kScale = 10;
+#else
+inline constexpr int kScale = 1;
+#endif
+constexpr int scaled(int n) { return n / kScale > 0 ? n / kScale : 1; }
+
+// Parameterized over maxprocs 1, 2 and 8; every test body runs as goroutine 1 of a fresh
+// run() and fails if it leaves goroutines behind.
+class Procs : public ::testing::TestWithParam<int> {
+ protected:
+  template <class F>
+  void run(F&& body) {
+    gort::testing::run_test(std::forward<F>(body), GetParam());
+  }
+};
+
+inline std::string procs_name(const ::testing::TestParamInfo<int>& info) {
+  return "maxprocs" + std::to_string(info.param);
+}
+
+#define GORT_INSTANTIATE_PROCS(Suite) \
+  INSTANTIATE_TEST_SUITE_P(, Suite, ::testing::Values(1, 2, 8), ::gort_test::procs_name)
+
+}  // namespace gort_test
