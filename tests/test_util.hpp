@@ -15,6 +15,11 @@ inline constexpr int kScale = 1;
 #endif
 constexpr int scaled(int n) { return n / kScale > 0 ? n / kScale : 1; }
 
+// Keeps a CPU busy for about n loop iterations without touching memory or the runtime.
+inline void burn_cpu(int n) {
+  for (int i = 0; i < n; ++i) asm volatile("" ::: "memory");
+}
+
 // Parameterized over maxprocs 1, 2 and 8; every test body runs as goroutine 1 of a fresh
 // run() and fails if it leaves goroutines behind.
 class Procs : public ::testing::TestWithParam<int> {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <utility>
 
+#include <gort/detail/sema.hpp>
 #include <gort/runtime.hpp>
 
 namespace gort {
@@ -41,7 +42,7 @@ class Mutex {
   void lock_slow();
   void unlock_slow(std::int32_t n);
   std::atomic<std::int32_t> state_{0};
-  std::atomic<std::uint32_t> sema_{0};
+  detail::Sema sema_;
 };
 
 // A reader/writer lock: any number of readers or one writer. A blocked writer keeps new
@@ -62,8 +63,8 @@ class RWMutex {
  private:
   static constexpr std::int32_t kMaxReaders = 1 << 30;
   Mutex w_;
-  std::atomic<std::uint32_t> writer_sem_{0};
-  std::atomic<std::uint32_t> reader_sem_{0};
+  detail::Sema writer_sem_;
+  detail::Sema reader_sem_;
   std::atomic<std::int32_t> reader_count_{0};  // readers in, minus kMaxReaders while a writer waits/holds
   std::atomic<std::int32_t> reader_wait_{0};   // readers the waiting writer still waits for
 };
@@ -100,7 +101,7 @@ class WaitGroup {
 
  private:
   std::atomic<std::uint64_t> state_{0};  // high 32 bits: counter; low 32 bits: waiters
-  std::atomic<std::uint32_t> sema_{0};
+  detail::Sema sema_;
 };
 
 // Runs a function exactly once. Concurrent callers wait until the first call returns. If f

@@ -1,12 +1,10 @@
 // arch — portable half of the context switch: building a fresh context.
 #include "arch/context.hpp"
 
-#include <cstring>
 
 namespace gort::arch {
 
 void make_context(Context& ctx, void* stack_hi, EntryFn entry, void* arg) noexcept {
-  std::memset(&ctx, 0, sizeof ctx);
   auto top = reinterpret_cast<std::uintptr_t>(stack_hi) & ~std::uintptr_t{15};
 #if defined(__x86_64__)
   // The trampoline is entered by a jump and then calls entry, so rsp must be 16-aligned
@@ -20,12 +18,10 @@ void make_context(Context& ctx, void* stack_hi, EntryFn entry, void* arg) noexce
   ctx.pc = reinterpret_cast<std::uint64_t>(&gort_ctx_trampoline);
   ctx.r12 = reinterpret_cast<std::uint64_t>(arg);
   ctx.r13 = reinterpret_cast<std::uint64_t>(entry);
-  std::uint32_t mxcsr;
-  std::uint16_t fpucw;
-  asm volatile("stmxcsr %0" : "=m"(mxcsr));
-  asm volatile("fnstcw %0" : "=m"(fpucw));
-  ctx.mxcsr = mxcsr;
-  ctx.fpucw = fpucw;
+  // A new goroutine starts with the ABI's default floating-point environment (as in Go):
+  // all exceptions masked, round to nearest; x87 at double-extended precision.
+  ctx.mxcsr = 0x1F80;
+  ctx.fpucw = 0x037F;
 #elif defined(__aarch64__)
   top -= 16;
   *reinterpret_cast<std::uint64_t*>(top) = 0;
@@ -35,9 +31,7 @@ void make_context(Context& ctx, void* stack_hi, EntryFn entry, void* arg) noexce
   ctx.pc = reinterpret_cast<std::uint64_t>(&gort_ctx_trampoline);
   ctx.x19 = reinterpret_cast<std::uint64_t>(arg);
   ctx.x20 = reinterpret_cast<std::uint64_t>(entry);
-  std::uint64_t fpcr;
-  asm volatile("mrs %0, fpcr" : "=r"(fpcr));
-  ctx.fpcr = fpcr;
+  ctx.fpcr = 0;  // the AAPCS64 default: round to nearest, no traps
 #endif
 }
 

@@ -133,6 +133,7 @@ void write_goroutine(std::ostream& os, const G* g) {
 }
 
 void dump_all_to_fd(int fd, const G* skip) {
+  san::IgnoreAccesses ignore;
   Runtime* rt = runtime();
   if (!rt) return;
   std::ostringstream os;
@@ -194,6 +195,7 @@ namespace gort::debug {
 using namespace gort::sched;
 
 Stats stats() {
+  san::IgnoreAccesses ignore;
   Stats s;
   Runtime* rt = runtime();
   if (!rt) return s;
@@ -220,6 +222,7 @@ Stats stats() {
 }
 
 void write_goroutines(std::ostream& os, int level) {
+  san::IgnoreAccesses ignore;  // reads other goroutines' descriptors while they run
   Runtime* rt = runtime();
   if (!rt) return;
   G* self = current_g();

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "debug/dump.hpp"
+#include "sched/sanitizer.hpp"
 #include "sched/sched.hpp"
 
 namespace gort::testing {
@@ -27,6 +28,7 @@ bool ignored(const G* g, const VerifyOptions& o) {
 
 // Live goroutines other than the caller, minus ignored ones.
 std::vector<const G*> others(Runtime* rt, const G* self, const VerifyOptions& o) {
+  san::IgnoreAccesses ignore;  // reads other goroutines' descriptors while they run
   std::vector<const G*> out;
   RuntimeLockGuard l(rt->allg_lock);
   for (const G* g : rt->allgs) {
@@ -54,6 +56,7 @@ void verify_none(const VerifyOptions& o) {
     if (left.empty()) return;
     if (monotonic_ns() >= deadline) {
       std::ostringstream os;
+      san::IgnoreAccesses ignore;
       os << "found unexpected goroutines:\n";
       for (const G* g : left) debug_impl::write_goroutine(os, g);
       throw leak_error(os.str());

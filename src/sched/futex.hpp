@@ -2,9 +2,10 @@
 //
 // RuntimeLock: a mutex for runtime data (Drepper's three-state futex lock). Runtime code
 // never switches goroutines and never calls user code while holding one, so holders are
-// brief and waiters may block their thread. It is not std::mutex on purpose: ThreadSanitizer
-// intercepts pthread mutexes, and a runtime lock taken by two goroutines on one thread would
-// otherwise make TSan see a happens-before edge between them that user code never made.
+// brief and waiters may block their thread. It is not std::mutex: a lock released by the
+// context that resumes after a park (a channel's lock) is released on another stack than
+// it was taken on, which pthread mutexes and their TSan interceptors do not allow. TSan
+// builds see it through explicit acquire/release annotations.
 //
 // Note: a one-shot sleep/wakeup event (Go's note). One sleeper, any number of wakers;
 // clear() re-arms it and may only be called by the sleeper while nobody can wake it.
@@ -12,6 +13,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+
+#include "sched/sanitizer.hpp"
 
 namespace gort::sched {
 
@@ -25,14 +28,17 @@ class RuntimeLock {
  public:
   void lock() noexcept {
     std::uint32_t c = 0;
-    if (state_.compare_exchange_strong(c, 1, std::memory_order_acquire, std::memory_order_relaxed)) return;
-    lock_slow(c);
+    if (!state_.compare_exchange_strong(c, 1, std::memory_order_acquire, std::memory_order_relaxed)) lock_slow(c);
+    san::acquire(this);
   }
   bool try_lock() noexcept {
     std::uint32_t c = 0;
-    return state_.compare_exchange_strong(c, 1, std::memory_order_acquire, std::memory_order_relaxed);
+    bool ok = state_.compare_exchange_strong(c, 1, std::memory_order_acquire, std::memory_order_relaxed);
+    if (ok) san::acquire(this);
+    return ok;
   }
   void unlock() noexcept {
+    san::release(this);
     if (state_.exchange(0, std::memory_order_release) == 2) futex_wake(&state_, 1);
   }
 

@@ -57,6 +57,7 @@ void alloc_g_slab(Runtime* rt, GQueue& out, std::int32_t& n) {
   for (int i = 0; i < kGSlab; ++i) {
     rt->allgs.push_back(&slab[i]);
     out.push_back(&slab[i]);
+    san::release(&slab[i]);  // its construction happens before its first user (gfget)
   }
   n += kGSlab;
 }
@@ -75,12 +76,16 @@ G* gfget(Runtime* rt, P* p) {
       if (p->gfree.empty()) alloc_g_slab(rt, p->gfree, p->ngfree);
     }
     --p->ngfree;
-    return p->gfree.pop_front();
+    G* g = p->gfree.pop_front();
+    san::acquire(g);  // after everything its previous goroutine did
+    return g;
   }
-  RuntimeLockGuard g(rt->gfree_lock);
+  RuntimeLockGuard l(rt->gfree_lock);
   if (rt->gfree.empty()) alloc_g_slab(rt, rt->gfree, rt->ngfree);
   --rt->ngfree;
-  return rt->gfree.pop_front();
+  G* g = rt->gfree.pop_front();
+  san::acquire(g);
+  return g;
 }
 
 void gfput(Runtime* rt, P* p, G* g) {
@@ -317,6 +322,50 @@ void free_dead_g(Runtime* rt, M* m, G* g) {
   gfput(rt, m->p, g);
 }
 
+// Carries out what the goroutine that just left asked for (M::pending). Runs as that
+// goroutine's TSan fiber: it completes what that goroutine started (e.g. unlocking the
+// channel it parked on). Returns the TSan fiber of a goroutine that exited, to destroy.
+void* run_pending(M* m, Runtime* rt) {
+  san::IgnoreAccesses ignore;
+  Pending pend = m->pending;
+  m->pending = {};
+  G* prev = pend.prev;
+  void* dead_fiber = nullptr;
+  // Releasing prev (and its stack) lets whoever next owns them — a goroutine reusing a
+  // dead G or its stack, or teardown — see prev's last accesses.
+  if (prev) san::release(prev);
+  switch (pend.what) {
+    case AfterSwitch::none:
+      break;
+    case AfterSwitch::requeue:
+      prev->status.store(GStatus::runnable, std::memory_order_release);
+      if (m->p) {
+        put_runnable_local(rt, m->p, prev, false);
+      } else {
+        RuntimeLockGuard l(rt->lock);
+        globrunqput_locked(rt, prev);
+      }
+      break;
+    case AfterSwitch::park:
+      prev->status.store(GStatus::waiting, std::memory_order_release);
+      if (pend.commit && !pend.commit(prev, pend.arg)) ready(prev);
+      break;
+    case AfterSwitch::exit:
+      if (prev->stack) san::release(prev->stack.lo);
+      dead_fiber = prev->tsan_fiber;
+      prev->tsan_fiber = nullptr;
+      free_dead_g(rt, m, prev);
+      break;
+    case AfterSwitch::to_global: {
+      prev->status.store(GStatus::runnable, std::memory_order_release);
+      RuntimeLockGuard l(rt->lock);
+      globrunqput_locked(rt, prev);
+      break;
+    }
+  }
+  return dead_fiber;
+}
+
 // Runs on the context that was just switched to, on whichever M that is.
 void after_switch() {
   M* m = this_m();
@@ -331,47 +380,15 @@ void after_switch() {
       m->g0_stack_size = old_size;
     }
   }
-  Runtime* rt = g_rt.load(std::memory_order_relaxed);
-  Pending pend = m->pending;
-  m->pending = {};
-  G* prev = pend.prev;
-  // The pending action runs as the previous goroutine's TSan fiber: it completes what
-  // that goroutine started (e.g. unlocking the channel it parked on).
-  switch (pend.what) {
-    case AfterSwitch::none:
-      break;
-    case AfterSwitch::requeue:
-      prev->status.store(GStatus::runnable, std::memory_order_release);
-      if (m->p) put_runnable_local(rt, m->p, prev, false);
-      else {
-        RuntimeLockGuard l(rt->lock);
-        globrunqput_locked(rt, prev);
-      }
-      break;
-    case AfterSwitch::park:
-      prev->status.store(GStatus::waiting, std::memory_order_release);
-      if (pend.commit && !pend.commit(prev, pend.arg)) ready(prev);
-      break;
-    case AfterSwitch::exit:
-      break;  // freed below, once TSan no longer runs on its fiber
-    case AfterSwitch::to_global: {
-      prev->status.store(GStatus::runnable, std::memory_order_release);
-      RuntimeLockGuard l(rt->lock);
-      globrunqput_locked(rt, prev);
-      break;
-    }
-  }
+  void* dead_fiber = run_pending(m, g_rt.load(std::memory_order_relaxed));
   if constexpr (san::tsan) {
     void* fiber = self == &m->g0 ? m->g0.tsan_fiber : self->tsan_fiber;
     san::switch_fiber(fiber);
-    if (self != &m->g0) san::acquire(self);
-  }
-  if (pend.what == AfterSwitch::exit) {
-    if constexpr (san::tsan) {
-      san::destroy_fiber(prev->tsan_fiber);
-      prev->tsan_fiber = nullptr;
+    if (self != &m->g0) {
+      san::acquire(self);            // from whoever readied or spawned it
+      san::acquire(self->stack.lo);  // from the goroutine that used this stack before
     }
-    free_dead_g(rt, m, prev);
+    if (dead_fiber) san::destroy_fiber(dead_fiber);
   }
 }
 
@@ -431,23 +448,27 @@ G* pick_local(Runtime* rt, P* p) {
 // Called on a goroutine's own stack when it stops running for the reason in `pend`.
 // Returns when the goroutine runs again (unless it exited).
 void reschedule(M* m, G* cur, Pending pend) {
-  Runtime* rt = g_rt.load(std::memory_order_relaxed);
-  m->pending = pend;
-  P* p = m->p;
-  if (p && !cur->locked_m && !rt->stopping.load(std::memory_order_relaxed) && !p_is_retired(rt, p)) {
-    if (G* next = pick_local(rt, p)) {
-      if (!next->locked_m) {
-        set_running(m, next);
-        switch_context(m, cur, next);
-        return;
+  G* next = nullptr;
+  {
+    san::IgnoreAccesses ignore;  // ended before the switch: a dying fiber never comes back
+    Runtime* rt = g_rt.load(std::memory_order_relaxed);
+    m->pending = pend;
+    P* p = m->p;
+    if (p && !cur->locked_m && !rt->stopping.load(std::memory_order_relaxed) && !p_is_retired(rt, p)) {
+      if (G* g = pick_local(rt, p)) {
+        if (!g->locked_m) {
+          set_running(m, g);
+          next = g;
+        } else {
+          m->handoff_g = g;
+        }
       }
-      m->handoff_g = next;
     }
+    // A locked M sleeps in g0 until its G is runnable again; arm its note before the G
+    // becomes visible to wakers (in the pending action).
+    if (!next && cur->locked_m) m->park.clear();
   }
-  // A locked M sleeps in g0 until its G is runnable again; arm its note before the G
-  // becomes visible to wakers (in the pending action).
-  if (cur->locked_m) m->park.clear();
-  switch_context(m, cur, &m->g0);
+  switch_context(m, cur, next ? next : &m->g0);
 }
 
 [[noreturn]] void goexit(M* m, G* g) {
@@ -477,6 +498,7 @@ void g_entry(void* arg) {
   if (g->id == 1) {
     // main returned: stop the world for good (goroutines left are never resumed).
     rt->stopping.store(true, std::memory_order_release);
+    san::release(&rt->main_done);  // main's effects happen before run() returns
     rt->main_done.wakeup();
   }
   goexit(m, g);
@@ -641,6 +663,7 @@ void schedule_loop(Runtime* rt, M* m) {
 }
 
 void mstart(M* m) {
+  san::IgnoreAccesses ignore;  // g0 runs only runtime code
   tls_m = m;
   Runtime* rt = g_rt.load(std::memory_order_acquire);
   setup_altstack(m);
@@ -771,6 +794,7 @@ void park(WaitReason reason, bool (*commit)(G*, void*), void* arg) {
 }
 
 void ready(G* g) noexcept {
+  san::IgnoreAccesses ignore;
   Runtime* rt = g_rt.load(std::memory_order_relaxed);
   san::release(g);  // whatever the waker did happens before g resumes
   g->status.store(GStatus::runnable, std::memory_order_release);
@@ -794,6 +818,7 @@ namespace detail {
 using namespace gort::sched;
 
 void* spawn_begin(const Spawn& opts, const TaskOps* ops, void** storage, void* caller_pc) {
+  san::IgnoreAccesses ignore;
   M* m = this_m();
   Runtime* rt;
   G* g;
@@ -826,6 +851,7 @@ void* spawn_begin(const Spawn& opts, const TaskOps* ops, void** storage, void* c
 }
 
 void spawn_commit(void* gp) noexcept {
+  san::IgnoreAccesses ignore;
   G* g = static_cast<G*>(gp);
   M* m = this_m();
   Runtime* rt = g_rt.load(std::memory_order_relaxed);
@@ -846,6 +872,7 @@ void spawn_commit(void* gp) noexcept {
 }
 
 void spawn_abort(void* gp) noexcept {
+  san::IgnoreAccesses ignore;
   G* g = static_cast<G*>(gp);
   M* m = this_m();
   Runtime* rt = g_rt.load(std::memory_order_relaxed);
@@ -865,6 +892,7 @@ void teardown(Runtime* rt) {
   // Gs that never ran still own their callable: destroy it. Gs parked mid-call keep their
   // frames: as in Go, they are never resumed, and their stacks are unmapped below.
   for (G* g : rt->allgs) {
+    san::acquire(g);
     GStatus s = g->status.load(std::memory_order_relaxed);
     if (s == GStatus::runnable && !g->started && g->task_ops) g->task_ops->destroy(g->task);
     if (g->stack && !g->stack.pooled) rt->stacks.free_odd(g->stack);
@@ -880,6 +908,7 @@ void teardown(Runtime* rt) {
 }  // namespace
 
 int run_main(void (*body)(void*), void* arg, std::size_t cfg_stack_size, int cfg_maxprocs) {
+  san::IgnoreAccesses ignore;
   if (this_m()) throw std::logic_error("gort::run: called from inside a goroutine (run does not nest)");
   std::unique_lock<std::mutex> run_lock(g_run_mu, std::try_to_lock);
   if (!run_lock.owns_lock()) throw std::logic_error("gort::run: another run() is active (runs do not overlap)");
@@ -917,6 +946,7 @@ int run_main(void (*body)(void*), void* arg, std::size_t cfg_stack_size, int cfg
   startm(rt, nullptr, false);
 
   rt->main_done.sleep();
+  san::acquire(&rt->main_done);
 
   // main returned (stopping is set): wait out foreign spawns in flight; later ones throw.
   { std::unique_lock<std::shared_mutex> l(g_foreign_mu); }
@@ -954,6 +984,7 @@ int run_main(void (*body)(void*), void* arg, std::size_t cfg_stack_size, int cfg
 }
 
 void enter_blocking() {
+  san::IgnoreAccesses ignore;
   M* m = this_m();
   if (!m || !m->curg || !m->p) return;  // a plain thread, or already without a P
   Runtime* rt = g_rt.load(std::memory_order_relaxed);
@@ -966,6 +997,7 @@ void enter_blocking() {
 }
 
 void exit_blocking() {
+  san::IgnoreAccesses ignore;
   M* m = this_m();
   if (!m || !m->curg) return;
   Runtime* rt = g_rt.load(std::memory_order_relaxed);
@@ -1018,6 +1050,7 @@ int maxprocs(int n) {
   if (n <= 0 || n == old) return old;
   n = std::min(n, kMaxProcs);
   {
+    san::IgnoreAccesses ignore;
     RuntimeLockGuard l(rt->lock);
     procresize_locked(rt, n);
   }

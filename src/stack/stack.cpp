@@ -42,7 +42,17 @@ Guard StackAllocator::probe_kernel_guard() noexcept {
   const std::size_t ps = page_size();
   void* p = mmap(nullptr, 2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return Guard::mprotect;
-  Guard g = madvise(p, ps, MADV_GUARD_INSTALL) == 0 ? Guard::kernel_guard : Guard::mprotect;
+  Guard g = Guard::mprotect;
+  if (madvise(p, ps, MADV_GUARD_INSTALL) == 0) {
+    // Trust but verify (emulators may accept the advice and ignore it): the kernel must
+    // refuse to read a guarded page, with EFAULT rather than a signal when it reads it for us.
+    int fds[2];
+    if (pipe(fds) == 0) {
+      if (write(fds[1], p, 1) < 0 && errno == EFAULT) g = Guard::kernel_guard;
+      close(fds[0]);
+      close(fds[1]);
+    }
+  }
   munmap(p, 2 * ps);
   return g;
 }
@@ -92,6 +102,7 @@ void StackAllocator::new_slab() {
     Stack s{slot + guard_, slot + slot_, Guard::canary, true};
     apply_guard(slot, s);
     pool_.push_back(s);
+    pool_deepest_.push_back(nullptr);
   }
 }
 
@@ -101,32 +112,42 @@ void StackAllocator::get_batch(Stack* out, std::size_t n) {
     if (pool_.empty()) new_slab();
     out[i] = pool_.back();
     pool_.pop_back();
+    pool_deepest_.pop_back();
   }
+  trimmed_ = std::min(trimmed_, pool_.size());
+}
+
+// Gives back the pages of a pooled stack that its goroutines touched: from a little below
+// the deepest stack pointer seen up to the top. (Deeper touches between switches are not
+// seen; the next trim of that stack catches them only if it runs deeper again.)
+void StackAllocator::release_pages(Stack& s, char* deepest) noexcept {
+  const std::size_t ps = page_size();
+  char* from = deepest && deepest - kTrimMargin > s.lo ? deepest - kTrimMargin : s.lo;
+  from = reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(from) & ~(ps - 1));
+  if (from < s.lo) from = s.lo;
+  madvise(from, std::size_t(s.hi - from), MADV_DONTNEED);
+  if (s.guard == Guard::canary) *reinterpret_cast<std::uint64_t*>(s.lo) = kCanary;
 }
 
 void StackAllocator::put_batch(Stack* stacks, char* const* deepest, std::size_t n) {
-  const std::size_t ps = page_size();
-  // Trim outside the lock: madvise is a system call.
-  std::size_t resident;
+  // Which stacks fall below the high-water mark is decided under the lock; the system
+  // calls that release them run outside it.
+  Stack to_trim[64];
+  char* to_trim_deepest[64];
+  std::size_t ntrim = 0;
   {
     sched::RuntimeLockGuard g(lock_);
-    resident = pool_.size();
-  }
-  for (std::size_t i = 0; i < n; ++i) {
-    Stack& s = stacks[i];
-    if (resident + i >= kPoolResidentMax) {
-      // Past the high-water mark: give every page back, keep the reservation.
-      madvise(s.lo, s.size(), MADV_DONTNEED);
-      if (s.guard == Guard::canary) *reinterpret_cast<std::uint64_t*>(s.lo) = kCanary;
-    } else if (deepest[i] && deepest[i] < s.hi - ps) {
-      // Keep the top page (the next goroutine touches it anyway), return what lies below.
-      char* cut = reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(s.hi - ps) & ~(ps - 1));
-      char* from = s.lo + (s.guard == Guard::canary ? ps : 0);
-      if (cut > from) madvise(from, std::size_t(cut - from), MADV_DONTNEED);
+    pool_.insert(pool_.end(), stacks, stacks + n);
+    pool_deepest_.insert(pool_deepest_.end(), deepest, deepest + n);
+    while (pool_.size() - trimmed_ > kPoolResidentMax && ntrim < 64) {
+      to_trim[ntrim] = pool_[trimmed_];
+      to_trim_deepest[ntrim] = pool_deepest_[trimmed_];
+      pool_deepest_[trimmed_] = nullptr;
+      ++trimmed_;
+      ++ntrim;
     }
   }
-  sched::RuntimeLockGuard g(lock_);
-  pool_.insert(pool_.end(), stacks, stacks + n);
+  for (std::size_t i = 0; i < ntrim; ++i) release_pages(to_trim[i], to_trim_deepest[i]);
 }
 
 Stack StackAllocator::alloc_odd(std::size_t size) {

@@ -9,9 +9,11 @@
 //   unmapped while the runtime lives; they circulate between per-P caches (LIFO, so the
 //   next goroutine reuses pages still resident) and the global pool. Odd-size stacks
 //   are mapped and unmapped one by one.
-// - Memory is returned to the kernel only beyond a high-water mark: a stack entering the
-//   global pool is trimmed to its top page, and past kPoolResidentMax pooled stacks it is
-//   released entirely (madvise(MADV_DONTNEED): the reservation stays, the pages go).
+// - Memory goes back to the kernel only beyond a high-water mark (first touches of pages
+//   cost ~10 µs on virtual machines, so resident stacks are worth keeping): the global pool
+//   keeps its kPoolResidentMax most recently used stacks resident and releases the pages of
+//   older ones (madvise(MADV_DONTNEED) over the part that was used: the reservation stays).
+//   pool_[0, trimmed_) are released, pool_[trimmed_, size) resident; LIFO from the back.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -73,13 +75,18 @@ class StackAllocator {
   Guard best_;  // kernel_guard if the kernel supports it, else mprotect
   std::atomic<std::int64_t> mprotect_budget_;
 
+  void release_pages(Stack& s, char* deepest) noexcept;
+
   sched::RuntimeLock lock_;
   std::vector<Stack> pool_;            // guarded by lock_; LIFO
+  std::vector<char*> pool_deepest_;    // guarded by lock_; parallel to pool_
+  std::size_t trimmed_ = 0;            // guarded by lock_
   std::vector<std::pair<char*, std::size_t>> slabs_;  // guarded by lock_
 };
 
 inline constexpr std::size_t kSlabStacks = 64;
 inline constexpr std::size_t kPoolResidentMax = 4096;
+inline constexpr std::size_t kTrimMargin = 16 * 1024;  // released below the deepest sp seen, as a guess of what was touched
 
 // A P's private LIFO cache of default-size stacks: only its owner touches it.
 class StackCache {

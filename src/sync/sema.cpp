@@ -1,5 +1,7 @@
 #include "sync/sema.hpp"
 
+#include <new>
+
 #include <gort/runtime.hpp>
 
 #include "sched/sched.hpp"
@@ -11,74 +13,64 @@ using namespace gort::sched;
 
 namespace {
 
-constexpr std::size_t kSemTableSize = 251;
-
-struct alignas(64) SemaRoot {
-  RuntimeLock lock;
-  WaitQueue waiters;                       // guarded by lock; Waiter::data = the address
-  std::atomic<std::uint32_t> nwait{0};     // waiters on this bucket (read without the lock)
-};
-
-SemaRoot g_table[kSemTableSize];
-
-SemaRoot& root_for(const void* addr) {
-  return g_table[(reinterpret_cast<std::uintptr_t>(addr) >> 3) % kSemTableSize];
+RuntimeLock& lock_of(detail::Sema* s) {
+  static_assert(sizeof(RuntimeLock) <= sizeof(s->lock));
+  return *std::launder(reinterpret_cast<RuntimeLock*>(s->lock));
 }
 
-bool cansemacquire(std::atomic<std::uint32_t>* addr) {
-  std::uint32_t v = addr->load(std::memory_order_acquire);
+bool cansemacquire(std::atomic<std::uint32_t>* count) {
+  std::uint32_t v = count->load(std::memory_order_acquire);
   while (v > 0) {
-    if (addr->compare_exchange_weak(v, v - 1, std::memory_order_acq_rel, std::memory_order_acquire)) return true;
+    if (count->compare_exchange_weak(v, v - 1, std::memory_order_acq_rel, std::memory_order_acquire)) return true;
   }
   return false;
 }
 
 }  // namespace
 
-void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, WaitReason reason) {
-  if (cansemacquire(addr)) return;
-  SemaRoot& root = root_for(addr);
+void semacquire(detail::Sema* s, bool lifo, WaitReason reason) {
+  if (cansemacquire(&s->count)) return;
+  RuntimeLock& lock = lock_of(s);
   Waiter w;
-  w.data = addr;
   for (;;) {
-    root.lock.lock();
+    lock.lock();
     // Count ourselves before re-checking, so a concurrent semrelease sees us (Go's order).
-    root.nwait.fetch_add(1, std::memory_order_seq_cst);
-    if (cansemacquire(addr)) {
-      root.nwait.fetch_sub(1, std::memory_order_relaxed);
-      root.lock.unlock();
+    s->nwait.fetch_add(1, std::memory_order_seq_cst);
+    if (cansemacquire(&s->count)) {
+      s->nwait.fetch_sub(1, std::memory_order_relaxed);
+      lock.unlock();
       return;
     }
+    WaitQueue q{static_cast<Waiter*>(s->head), static_cast<Waiter*>(s->tail)};
+    if (lifo) q.push_front(&w); else q.push_back(&w);
+    s->head = q.head;
+    s->tail = q.tail;
     w.success = false;
-    if (lifo) root.waiters.push_front(&w); else root.waiters.push_back(&w);
     w.woken.store(0, std::memory_order_relaxed);
-    w.block(reason, root.lock);
+    w.block(reason, lock);
     // semrelease dequeued us (and decremented nwait). With handoff the count is ours.
-    if (w.success || cansemacquire(addr)) return;
+    if (w.success || cansemacquire(&s->count)) return;
     lifo = true;  // we waited already: keep our place at the front
   }
 }
 
-void semrelease(std::atomic<std::uint32_t>* addr, bool handoff) {
-  SemaRoot& root = root_for(addr);
-  addr->fetch_add(1, std::memory_order_release);
-  if (root.nwait.load(std::memory_order_seq_cst) == 0) return;  // nobody to wake
-  root.lock.lock();
-  if (root.nwait.load(std::memory_order_relaxed) == 0) {
-    root.lock.unlock();
-    return;
-  }
-  Waiter* w = root.waiters.head;
-  while (w && w->data != addr) w = w->next;
+void semrelease(detail::Sema* s, bool handoff) {
+  s->count.fetch_add(1, std::memory_order_release);
+  if (s->nwait.load(std::memory_order_seq_cst) == 0) return;  // nobody to wake
+  RuntimeLock& lock = lock_of(s);
+  lock.lock();
+  WaitQueue q{static_cast<Waiter*>(s->head), static_cast<Waiter*>(s->tail)};
+  Waiter* w = q.pop_front();
+  s->head = q.head;
+  s->tail = q.tail;
   if (!w) {
-    root.lock.unlock();
+    lock.unlock();
     return;
   }
-  root.waiters.remove(w);
-  root.nwait.fetch_sub(1, std::memory_order_relaxed);
-  if (handoff && cansemacquire(addr)) w->success = true;
+  s->nwait.fetch_sub(1, std::memory_order_relaxed);
+  if (handoff && cansemacquire(&s->count)) w->success = true;
   const bool direct = handoff && w->success && w->g && current_g();
-  root.lock.unlock();
+  lock.unlock();
   w->wake();
   // Starvation hand-off: let the waiter (now in our runnext) run right away.
   if (direct) gort::yield();
