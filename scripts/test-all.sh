@@ -40,7 +40,7 @@ mkdir -p build
 only=${GORT_TEST_STAGES:-release asan tsan arm64 consumer}
 for s in $only; do
   case $s in
-    release) stage release build/release -DCMAKE_BUILD_TYPE=Release ;;
+    release) stage release build/release -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS=-g ;;
     asan) stage asan build/asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGORT_SANITIZE=address -DGORT_BUILD_EXAMPLES=OFF ;;
     tsan) stage tsan build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGORT_SANITIZE=thread -DGORT_BUILD_EXAMPLES=OFF ;;
     arm64) stage arm64 build/arm64 -DCMAKE_BUILD_TYPE=Release -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DGORT_BUILD_EXAMPLES=OFF ;;
@@ -48,7 +48,7 @@ for s in $only; do
       echo "==> consumer"
       log=build/test-consumer.log
       {
-        cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null &&
+        cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS=-g >/dev/null &&
           cmake --build build/release -j "$jobs" --target gort &&
           rm -rf build/install && cmake --install build/release --prefix "$PWD/build/install" >/dev/null &&
           cmake -S tests/consumer -B build/consumer -G Ninja -DCMAKE_PREFIX_PATH="$PWD/build/install" >/dev/null &&

@@ -120,8 +120,9 @@ std::vector<const G*> live_goroutines(Runtime* rt) {
 }
 
 void write_goroutine(std::ostream& os, const G* g) {
-  os << goroutine_header(g, false) << ":\n";
   GStatus s = g->status.load(std::memory_order_acquire);
+  if (s == GStatus::idle || s == GStatus::dead) return;  // exited since it was listed
+  os << goroutine_header(g, false) << ":\n";
   if (s == GStatus::waiting || (s == GStatus::runnable && g->started)) {
     for (void* pc : parked_frames(g)) {
       std::string d = describe_pc(pc, pc != reinterpret_cast<void*>(g->ctx.pc));
