@@ -10,10 +10,17 @@
 namespace {
 
 // The runtime starts threads; "threadsafe" death tests re-execute the binary instead of
-// forking a multithreaded process.
+// forking a multithreaded process. Under qemu-user (cross builds) a guest binary cannot be
+// re-executed, so there they fork: each death statement starts its own runtime anyway.
 class DeathTest : public ::testing::Test {
  protected:
-  void SetUp() override { GTEST_FLAG_SET(death_test_style, "threadsafe"); }
+  void SetUp() override {
+#if GORT_DEATH_TESTS_FORK
+    GTEST_FLAG_SET(death_test_style, "fast");
+#else
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+#endif
+  }
 };
 using Panic = DeathTest;
 using StackOverflow = DeathTest;

@@ -342,8 +342,11 @@ void* run_pending(M* m, Runtime* rt) {
       if (m->p) {
         put_runnable_local(rt, m->p, prev, false);
       } else {
-        RuntimeLockGuard l(rt->lock);
-        globrunqput_locked(rt, prev);
+        {
+          RuntimeLockGuard l(rt->lock);
+          globrunqput_locked(rt, prev);
+        }
+        wakep(rt);
       }
       break;
     case AfterSwitch::park:
@@ -357,9 +360,14 @@ void* run_pending(M* m, Runtime* rt) {
       free_dead_g(rt, m, prev);
       break;
     case AfterSwitch::to_global: {
+      // A P may have gone idle since exit_blocking found none: wake an M for prev, or
+      // nobody might run it (Go's exitsyscall0 does the same).
       prev->status.store(GStatus::runnable, std::memory_order_release);
-      RuntimeLockGuard l(rt->lock);
-      globrunqput_locked(rt, prev);
+      {
+        RuntimeLockGuard l(rt->lock);
+        globrunqput_locked(rt, prev);
+      }
+      wakep(rt);
       break;
     }
   }
