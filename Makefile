@@ -30,7 +30,7 @@ test-release test-asan test-tsan test-arm64 test-consumer:
 bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory build
-	@python3 bench/compare.py --build $(BUILD)
+	@python3 bench/compare.py $(BUILD)
 
 clean:
 	rm -rf build
