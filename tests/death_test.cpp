@@ -109,8 +109,11 @@ TEST_F(StackOverflow, CanaryIsCheckedAtTheNextSwitch) {
           gort::WaitGroup wg;
           wg.add(1);
           gort::go(gort::Spawn{"smasher", 64 * 1024}, [&] {
-            volatile char big[72 * 1024];  // larger than the stack: runs over the canary
-            for (std::size_t i = 0; i < sizeof big; i += 64) big[i] = 1;  // volatile: not elided
+            // A little larger than the 64 KiB stack: it covers the canary at the stack's
+            // lowest word and ends inside the (unprotected) guard gap below it, so only the
+            // canary check at the next switch can notice. Every byte, so the canary is hit.
+            volatile char big[64 * 1024 + 512];
+            for (std::size_t i = 0; i < sizeof big; ++i) big[i] = 1;  // volatile: not elided
             gort::yield();
             wg.done();
           });

@@ -405,7 +405,7 @@ void switch_context(M* m, G* from, G* to) {
   if (from != &m->g0) {
     char* sp = static_cast<char*>(__builtin_frame_address(0));
     if (!from->deepest_sp || sp < from->deepest_sp) from->deepest_sp = sp;
-    if (!from->stack.canary_intact()) fatal("stack overflow");
+    if (!from->stack.canary_intact()) report_stack_overflow(from);
   }
   m->curg = to == &m->g0 ? nullptr : to;
   if (to != &m->g0 && m->p) m->p->n_switches.fetch_add(1, std::memory_order_relaxed);

@@ -161,6 +161,7 @@ void install_signal_handlers();
 void restore_signal_handlers();
 void setup_altstack(M* m);
 void teardown_altstack(M* m);
+[[noreturn]] void report_stack_overflow(const G* g) noexcept;
 
 // Panic reporting (sched/panic.cpp).
 void install_panic_handler();

@@ -39,12 +39,12 @@ void put_num(std::int64_t v) {
   put(buf + i);
 }
 
-void on_fault(int sig, siginfo_t* info, void* uctx) {
-  M* m = this_m();
-  G* g = m ? m->curg : nullptr;
-  Runtime* rt = runtime();
-  if (g && rt && g->stack && rt->stacks.in_guard(info->si_addr, g->stack)) {
-    put("fatal error: stack overflow\n\nruntime: goroutine stack exceeds ");
+}  // namespace
+
+// Prints with write(2) only and exits: the stack is exhausted, so nothing that needs stack
+// space (symbolization, the full dump) can run here.
+void report_stack_overflow(const G* g) noexcept {
+  put("fatal error: stack overflow\n\nruntime: goroutine stack exceeds ");
     put_num(std::int64_t(g->stack.size()));
     put("-byte limit\n\ngoroutine ");
     put_num(g->id);
@@ -56,7 +56,15 @@ void on_fault(int sig, siginfo_t* info, void* uctx) {
     }
     put("\t(frames omitted: the stack is exhausted)\n");
     _exit(2);
-  }
+}
+
+namespace {
+
+void on_fault(int sig, siginfo_t* info, void* uctx) {
+  M* m = this_m();
+  G* g = m ? m->curg : nullptr;
+  Runtime* rt = runtime();
+  if (g && rt && g->stack && rt->stacks.in_guard(info->si_addr, g->stack)) report_stack_overflow(g);
   // Not ours: restore the previous handler and let the fault happen again.
   sigaction(sig, sig == SIGSEGV ? &g_prev_segv : &g_prev_bus, nullptr);
   (void)uctx;
