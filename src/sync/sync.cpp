@@ -1,4 +1,4 @@
-// sync — Mutex, RWMutex, WaitGroup and Cond on the semaphore table (Go's sync package).
+// sync — Mutex, RWMutex, WaitGroup, Once, Cond and Semaphore, each on its own semaphore (sync/sema).
 //
 // Mutex state word (as Go's): bit 0 locked, bit 1 a woken waiter is on its way (unlock need
 // not wake another), bit 2 starvation mode, bits 3.. the number of waiters. In normal mode
