@@ -3,4 +3,9 @@
 #include <gort/runtime.hpp>
 #include <gort/debug.hpp>
 #include <gort/sync.hpp>
+#include <gort/chan.hpp>
+#include <gort/select.hpp>
+#include <gort/time.hpp>
+#include <gort/context.hpp>
+#include <gort/group.hpp>
 #include <gort/testing.hpp>

@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
+#include <limits>
 #include <mutex>
 #include <numeric>
 #include <shared_mutex>
@@ -20,6 +22,8 @@
 
 #include "sched/sanitizer.hpp"
 #include "sched/sched.hpp"
+#include "sched/waiter.hpp"
+#include "time/heap.hpp"
 
 namespace gort::sched {
 
@@ -30,6 +34,7 @@ namespace {
 std::atomic<Runtime*> g_rt{nullptr};
 std::shared_mutex g_foreign_mu;
 std::mutex g_run_mu;  // one run() at a time
+std::atomic<std::int32_t> g_foreign_blocked{0};  // plain threads blocked in a gort primitive
 int g_default_procs = 0;  // maxprocs(n) outside run()
 
 thread_local M* tls_m = nullptr;
@@ -179,6 +184,7 @@ void retire_p_locked(Runtime* rt, P* p) {
   p->runq.drain(q);
   globrunqput_batch_locked(rt, q);
   p->stacks.drain(rt->stacks);
+  time_impl::move_all(p->timers, rt->allp[0].load(std::memory_order_relaxed)->timers);  // P 0 never retires
   p->status.store(PStatus::dead, std::memory_order_relaxed);
   p->m = nullptr;
 }
@@ -246,6 +252,48 @@ void wakep(Runtime* rt) {
   startm(rt, nullptr, true);
 }
 
+// The process's thread count (0 if unknown).
+std::int32_t process_threads() noexcept {
+  std::ifstream f("/proc/self/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(stat.substr(close + 2));
+  std::string field;
+  for (int i = 3; i < 20 && rest >> field; ++i) {}  // fields 3..19, then num_threads
+  std::int32_t n = 0;
+  rest >> n;
+  return n;
+}
+
+bool any_timers(Runtime* rt) noexcept {
+  const std::int32_t n = rt->nallp.load(std::memory_order_acquire);
+  for (std::int32_t i = 0; i < n; ++i) {
+    P* p = rt->allp[i].load(std::memory_order_acquire);
+    if (p && p->timers.timer0_when.load(std::memory_order_acquire) != 0) return true;
+  }
+  return false;
+}
+
+bool any_local_work(Runtime* rt);
+
+// Go's checkdead, called as an M goes idle (requires rt->lock): when no M runs, nothing is
+// runnable, and nothing — a timer, an M in a blocking call, a plain thread that is not
+// itself blocked in the runtime — could ever make a goroutine runnable, report the
+// deadlock. Threads that existed before run() (the caller, sanitizer helpers) are not
+// counted as wakers.
+void checkdead_locked(Runtime* rt) {
+  if (rt->stopping.load(std::memory_order_relaxed)) return;
+  if (rt->mcount - rt->nmidle - rt->nmidlelocked > 0) return;
+  if (rt->runq_size.load(std::memory_order_relaxed) > 0 || any_local_work(rt) || any_timers(rt)) return;
+  const std::int32_t threads = process_threads();
+  if (threads == 0) return;
+  const std::int64_t others = std::int64_t(threads) - rt->threads_at_start - rt->mcount;
+  if (others - g_foreign_blocked.load(std::memory_order_acquire) > 0) return;
+  rt->lock.unlock();
+  fatal("all goroutines are asleep - deadlock!");
+}
+
 // Puts the M to sleep until startm hands it a P (or the runtime stops).
 void stopm(Runtime* rt, M* m) {
   rt->lock.lock();
@@ -257,6 +305,7 @@ void stopm(Runtime* rt, M* m) {
   m->link = rt->midle;
   rt->midle = m;
   ++rt->nmidle;
+  checkdead_locked(rt);
   rt->lock.unlock();
   rt->n_thread_parks.fetch_add(1, std::memory_order_relaxed);
   m->park.sleep();
@@ -463,6 +512,7 @@ void reschedule(M* m, G* cur, Pending pend) {
     m->pending = pend;
     P* p = m->p;
     if (p && !cur->locked_m && !rt->stopping.load(std::memory_order_relaxed) && !p_is_retired(rt, p)) {
+      check_timers(p);
       if (G* g = pick_local(rt, p)) {
         if (!g->locked_m) {
           set_running(m, g);
@@ -552,6 +602,67 @@ void reset_spinning(Runtime* rt, M* m) {
   if (rt->nmspinning.fetch_sub(1, std::memory_order_acq_rel) == 1) wakep(rt);  // we were the last
 }
 
+std::int64_t earliest_timer(Runtime* rt) noexcept {
+  std::int64_t best = 0;
+  const std::int32_t n = rt->nallp.load(std::memory_order_acquire);
+  for (std::int32_t i = 0; i < n; ++i) {
+    P* p = rt->allp[i].load(std::memory_order_acquire);
+    const std::int64_t w = p ? p->timers.timer0_when.load(std::memory_order_acquire) : 0;
+    if (w != 0 && (best == 0 || w < best)) best = w;
+  }
+  return best;
+}
+
+int run_others_timers(Runtime* rt, P* self) noexcept {
+  int fired = 0;
+  std::int64_t now = 0;
+  const std::int32_t n = rt->nallp.load(std::memory_order_acquire);
+  for (std::int32_t i = 0; i < n; ++i) {
+    P* p = rt->allp[i].load(std::memory_order_acquire);
+    if (!p || p == self) continue;
+    const std::int64_t w = p->timers.timer0_when.load(std::memory_order_acquire);
+    if (w == 0) continue;
+    if (now == 0) now = monotonic_ns();
+    if (w <= now) fired += time_impl::run_due(p->timers, now);
+  }
+  return fired;
+}
+
+// With timers pending and no M already waiting for them, this M (holding no P) sleeps
+// until the earliest one is due, then takes an idle P to run it. Returns true if it
+// took a P (the caller looks for work again), false if the caller should stopm.
+bool sleep_until_timer(Runtime* rt, M* m) {
+  if (earliest_timer(rt) == 0) return false;
+  {
+    RuntimeLockGuard l(rt->timer_lock);
+    if (rt->timer_sleeper) return false;
+    rt->timer_sleeper = m;
+    m->park.clear();
+    // Publish before the final look, so a timer added from now on wakes us (timer_added).
+    rt->timer_sleep_until = std::numeric_limits<std::int64_t>::max();
+  }
+  const std::int64_t next = earliest_timer(rt);
+  {
+    RuntimeLockGuard l(rt->timer_lock);
+    rt->timer_sleep_until = next == 0 ? std::numeric_limits<std::int64_t>::max() : next;
+  }
+  if (next != 0 && next > monotonic_ns() && !rt->stopping.load(std::memory_order_acquire)) {
+    rt->n_thread_parks.fetch_add(1, std::memory_order_relaxed);
+    m->park.sleep_until(next);
+  }
+  {
+    RuntimeLockGuard l(rt->timer_lock);
+    rt->timer_sleeper = nullptr;
+  }
+  if (rt->stopping.load(std::memory_order_acquire)) return true;  // the loop sees it
+  RuntimeLockGuard l(rt->lock);
+  if (P* np = pidleget_locked(rt)) {
+    acquirep(m, np);
+    return true;
+  }
+  return false;  // every P is busy: each runs its own timers as it schedules
+}
+
 // Blocks until there is a G for this M to run; nullptr once the runtime stops.
 // On return the M holds a P (unless stopping).
 G* findrunnable(Runtime* rt, M* m) {
@@ -569,10 +680,16 @@ G* findrunnable(Runtime* rt, M* m) {
       if (P* np = pidleget_locked(rt)) acquirep(m, np);
       continue;
     }
+    check_timers(p);
     if (G* g = pick_local(rt, p)) return g;
     if (rt->runq_size.load(std::memory_order_relaxed) > 0) {
       RuntimeLockGuard l(rt->lock);
       if (G* g = globrunqget_locked(rt, p, 0)) return g;
+    }
+    // Due timers of other Ps (idle ones have nobody else to run them); what they ready
+    // lands in our queue.
+    if (run_others_timers(rt, p) > 0) {
+      if (G* g = pick_local(rt, p)) return g;
     }
     // Steal, if not too many Ms are at it already.
     const std::int32_t procs = rt->gomaxprocs.load(std::memory_order_relaxed);
@@ -612,6 +729,7 @@ G* findrunnable(Runtime* rt, M* m) {
         continue;
       }
     }
+    if (sleep_until_timer(rt, m)) continue;
     stopm(rt, m);
   }
 }
@@ -620,6 +738,10 @@ G* findrunnable(Runtime* rt, M* m) {
 void startlockedm(Runtime* rt, M* m, G* g) {
   M* owner = g->locked_m;
   P* p = releasep(m);
+  {
+    RuntimeLockGuard l(rt->lock);  // the owner is running again as far as checkdead goes
+    --rt->nmidlelocked;
+  }
   owner->nextp = p;
   owner->handoff_g = g;
   owner->park.wakeup();
@@ -631,7 +753,12 @@ void startlockedm(Runtime* rt, M* m, G* g) {
 void stoplockedm(Runtime* rt, M* m) {
   if (P* p = releasep(m)) handoffp(rt, p);
   if (rt->stopping.load(std::memory_order_acquire)) return;
-  m->park.sleep();
+  {
+    RuntimeLockGuard l(rt->lock);
+    ++rt->nmidlelocked;
+    checkdead_locked(rt);
+  }
+  m->park.sleep();  // startlockedm took us off the idle-locked count before waking us
   if (m->nextp) {
     acquirep(m, m->nextp);
     m->nextp = nullptr;
@@ -801,14 +928,39 @@ void park(WaitReason reason, bool (*commit)(G*, void*), void* arg) {
   g->wait_reason = WaitReason::none;
 }
 
+void check_timers(P* p) noexcept {
+  if (p->timers.timer0_when.load(std::memory_order_relaxed) != 0) time_impl::run_due(p->timers, monotonic_ns());
+}
+
+void timer_added(Runtime* rt, std::int64_t when) noexcept {
+  {
+    RuntimeLockGuard l(rt->timer_lock);
+    if (rt->timer_sleeper) {
+      if (when < rt->timer_sleep_until) {
+        rt->timer_sleep_until = when;
+        rt->timer_sleeper->park.wakeup();
+      }
+      return;
+    }
+  }
+  // Nobody waits for timers: an idle P's M will, once woken (or the M adding this timer
+  // does when it next goes idle).
+  wakep(rt);
+}
+
+ForeignBlocked::ForeignBlocked() noexcept { g_foreign_blocked.fetch_add(1, std::memory_order_acq_rel); }
+ForeignBlocked::~ForeignBlocked() { g_foreign_blocked.fetch_sub(1, std::memory_order_acq_rel); }
+
 void ready(G* g) noexcept {
   san::IgnoreAccesses ignore;
   Runtime* rt = g_rt.load(std::memory_order_relaxed);
   san::release(g);  // whatever the waker did happens before g resumes
   g->status.store(GStatus::runnable, std::memory_order_release);
   M* m = this_m();
-  if (m && m->p && m->curg) {
-    put_runnable_local(rt, m->p, g, true);
+  if (m && m->p) {
+    // From a goroutine: runnext, so the woken one runs next; from the scheduler (timers):
+    // the tail of this P's queue.
+    put_runnable_local(rt, m->p, g, m->curg != nullptr);
   } else {
     RuntimeLockGuard l(rt->lock);
     globrunqput_locked(rt, g);
@@ -908,6 +1060,8 @@ void teardown(Runtime* rt) {
       if (g->tsan_fiber) san::destroy_fiber(g->tsan_fiber);
     }
   }
+  // Timers still pending (an `after` nobody waited for) drop their references.
+  for (int i = 0; i < rt->nallp.load(); ++i) time_impl::discard_all(rt->allp[i].load()->timers);
   for (G* slab : rt->gslabs) delete[] slab;
   for (int i = 0; i < rt->nallp.load(); ++i) delete rt->allp[i].load();
   for (M* m : rt->allm) delete m;
@@ -928,6 +1082,10 @@ int run_main(void (*body)(void*), void* arg, std::size_t cfg_stack_size, int cfg
   auto* rt = new Runtime(stack_size);
   rt->start_ns = monotonic_ns();
   rt->ncpu = gort::num_cpu();
+  // ThreadSanitizer starts a helper thread at the first pthread_create: start it now, so
+  // it is counted among the threads that existed before run() (which never wake anyone).
+  if constexpr (san::tsan) std::thread([] {}).join();
+  rt->threads_at_start = process_threads();
   {
     RuntimeLockGuard l(rt->lock);
     procresize_locked(rt, procs);
@@ -1040,6 +1198,7 @@ void yield() {
   }
   G* g = m->curg;
   Runtime* rt = g_rt.load(std::memory_order_relaxed);
+  if (m->p) check_timers(m->p);
   if (m->p && m->p->runq.empty() && rt->runq_size.load(std::memory_order_relaxed) == 0 && !m->lockedg &&
       !p_is_retired(rt, m->p))
     return;  // nothing else to run here

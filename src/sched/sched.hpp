@@ -36,6 +36,7 @@
 #include "sched/g.hpp"
 #include "sched/runq.hpp"
 #include "stack/stack.hpp"
+#include "time/heap.hpp"
 
 namespace gort::sched {
 
@@ -59,6 +60,7 @@ struct alignas(64) P {
   GQueue gfree;                // owner
   std::int32_t ngfree = 0;     // owner
   stack::StackCache stacks;    // owner
+  time_impl::TimerHeap timers; // its own lock: any M may add to it or run its due timers
   // Counters: written by the owner, read by anyone (stats).
   std::atomic<std::uint64_t> n_switches{0}, n_steals{0}, n_stolen_gs{0}, n_parks{0}, n_spawns{0};
 };
@@ -133,6 +135,17 @@ struct Runtime {
   std::int64_t start_ns = 0;
   std::int32_t ncpu = 1;                     // num_cpu() at start
 
+  // Timers. One M at most sleeps (without a P) until the earliest timer of any P; adding
+  // an earlier timer wakes it. Both fields are guarded by timer_lock.
+  RuntimeLock timer_lock;
+  M* timer_sleeper = nullptr;
+  std::int64_t timer_sleep_until = 0;
+
+  // Deadlock detection (checkdead): Ms asleep in stoplockedm, and the process's thread
+  // count when run() started (threads beyond it, and beyond the Ms, may wake goroutines).
+  std::int32_t nmidlelocked = 0;             // guarded by lock
+  std::int32_t threads_at_start = 0;
+
   std::atomic<std::uint64_t> n_handoffs{0}, n_thread_parks{0}, n_preemptions{0};
 };
 
@@ -152,6 +165,11 @@ void park(WaitReason reason, bool (*commit)(G*, void*), void* arg);
 // Makes a waiting g runnable: into the caller's runnext when the caller is a goroutine
 // (the woken one runs next, as Go does), else onto the global queue. Any thread.
 void ready(G* g) noexcept;
+
+// A timer due at `when` was added to some P's heap: make sure an M will run it in time.
+void timer_added(Runtime* rt, std::int64_t when) noexcept;
+// Runs due timers of the calling M's P (from the scheduler; cheap when none are due).
+void check_timers(P* p) noexcept;
 
 // Fatal runtime error: prints "fatal error: <why>" and the goroutine dump, exits 2.
 [[noreturn]] void fatal(const char* why) noexcept;

@@ -18,6 +18,15 @@
 
 namespace gort::sched {
 
+// Counts a plain OS thread as blocked inside the runtime for its lifetime: such a thread
+// cannot wake anyone, which deadlock detection needs to know.
+struct ForeignBlocked {
+  ForeignBlocked() noexcept;
+  ~ForeignBlocked();
+  ForeignBlocked(const ForeignBlocked&) = delete;
+  ForeignBlocked& operator=(const ForeignBlocked&) = delete;
+};
+
 struct Waiter {
   G* g = current_g();                    // nullptr: a plain thread
   std::atomic<std::uint32_t> woken{0};   // plain threads sleep on this
@@ -35,6 +44,7 @@ struct Waiter {
       park(reason, [](G*, void* l) { static_cast<Lock*>(l)->unlock(); return true; }, &lock);
     } else {
       lock.unlock();
+      ForeignBlocked counted;
       while (woken.load(std::memory_order_acquire) == 0) futex_wait(&woken, 0);
     }
   }
