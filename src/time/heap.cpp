@@ -1,0 +1,145 @@
+// time/heap — the 4-ary timer heap and running due timers (invariants in time/heap.hpp).
+#include "time/heap.hpp"
+
+#include <limits>
+#include <stdexcept>
+
+#include "sched/sched.hpp"
+
+namespace gort::time_impl {
+
+namespace {
+constexpr std::size_t kArity = 4;  // Go's: shallower than binary, cache-friendlier siftdown
+}
+
+void TimerHeap::sift_up(std::size_t i) noexcept {
+  Timer* t = items[i];
+  while (i > 0) {
+    std::size_t parent = (i - 1) / kArity;
+    if (items[parent]->when <= t->when) break;
+    items[i] = items[parent];
+    items[i]->index = i;
+    i = parent;
+  }
+  items[i] = t;
+  t->index = i;
+}
+
+void TimerHeap::sift_down(std::size_t i) noexcept {
+  Timer* t = items[i];
+  const std::size_t n = items.size();
+  for (;;) {
+    std::size_t first = i * kArity + 1;
+    if (first >= n) break;
+    std::size_t best = first;
+    for (std::size_t c = first + 1; c < first + kArity && c < n; ++c) {
+      if (items[c]->when < items[best]->when) best = c;
+    }
+    if (items[best]->when >= t->when) break;
+    items[i] = items[best];
+    items[i]->index = i;
+    i = best;
+  }
+  items[i] = t;
+  t->index = i;
+}
+
+void TimerHeap::push(Timer* t) {
+  items.push_back(t);
+  t->heap.store(this, std::memory_order_release);
+  sift_up(items.size() - 1);
+  publish();
+}
+
+void TimerHeap::remove(Timer* t) noexcept {
+  const std::size_t i = t->index;
+  Timer* last = items.back();
+  items.pop_back();
+  t->heap.store(nullptr, std::memory_order_release);
+  if (last != t) {
+    items[i] = last;
+    last->index = i;
+    sift_down(i);
+    sift_up(last->index);
+  }
+  publish();
+}
+
+int run_due(TimerHeap& h, std::int64_t now) noexcept {
+  const std::int64_t first = h.timer0_when.load(std::memory_order_acquire);
+  if (first == 0 || first > now) return 0;
+  int fired = 0;
+  h.lock.lock();
+  for (Timer* t = h.top(); t && t->when <= now; t = h.top()) {
+    h.remove(t);
+    const std::uint64_t seq = t->seq.load(std::memory_order_acquire);
+    auto fire = t->fire;
+    auto release = t->release;  // read now: a one-shot timer without hooks may vanish in fire
+    if (t->period > 0) {
+      t->when += t->period;
+      if (t->when <= now) t->when = now + t->period;  // missed ticks are dropped, as in Go
+      if (t->retain) t->retain(t);
+      h.push(t);
+    }
+    h.lock.unlock();
+    fire(t, now, seq);
+    if (release) release(t);
+    ++fired;
+    h.lock.lock();
+  }
+  h.lock.unlock();
+  return fired;
+}
+
+void move_all(TimerHeap& from, TimerHeap& to) {
+  if (&from == &to) return;
+  sched::RuntimeLockGuard a(from.lock);
+  sched::RuntimeLockGuard b(to.lock);
+  while (Timer* t = from.top()) {
+    from.remove(t);
+    to.push(t);
+  }
+}
+
+void discard_all(TimerHeap& h) noexcept {
+  h.lock.lock();
+  while (Timer* t = h.top()) {
+    h.remove(t);
+    auto release = t->release;
+    h.lock.unlock();
+    if (release) release(t);
+    h.lock.lock();
+  }
+  h.lock.unlock();
+}
+
+void add(Timer* t) {
+  sched::Runtime* rt = sched::runtime();
+  if (!rt) throw std::logic_error("gort: timers need an active runtime; start one with gort::run(main) first");
+  sched::M* m = sched::this_m();
+  sched::P* p = m && m->p ? m->p : rt->allp[0].load(std::memory_order_acquire);
+  if (t->retain) t->retain(t);
+  {
+    sched::RuntimeLockGuard l(p->timers.lock);
+    p->timers.push(t);
+  }
+  sched::timer_added(rt, t->when);
+}
+
+bool remove(Timer* t) noexcept {
+  for (;;) {
+    TimerHeap* h = t->heap.load(std::memory_order_acquire);
+    if (!h) return false;
+    h->lock.lock();
+    if (t->heap.load(std::memory_order_relaxed) != h) {  // fired or moved meanwhile
+      h->lock.unlock();
+      continue;
+    }
+    h->remove(t);
+    h->lock.unlock();
+    if (t->release) t->release(t);
+    return true;
+  }
+}
+
+}  // namespace gort::time_impl

@@ -1,0 +1,71 @@
+// time/heap — the per-P timer heap (Go 1.14+'s 4-ary heap), the contract between the
+// scheduler and timers.
+//
+// A Timer is a runtime node: fire(t, now) runs when monotonic time reaches `when`, on
+// whichever M runs the heap (from the scheduler loop, never under the heap's lock). Fire
+// functions must not block or throw; they ready goroutines, send without blocking, spawn.
+//
+// Invariants, under TimerHeap::lock:
+//   - a Timer is in at most one heap; t->heap is that heap (nullptr: not pending) and
+//     heap.items[t->index] == t;
+//   - items form a 4-ary min-heap on `when`; timer0_when mirrors items[0]->when (0 when
+//     empty), readable without the lock so the scheduler checks for due timers for free.
+// Reference counting: a timer with retain/release hooks holds one reference while
+// pending; firing passes that reference to fire() (released after it), and a periodic
+// timer re-armed before firing takes a fresh one.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "sched/futex.hpp"
+
+namespace gort::time_impl {
+
+struct TimerHeap;
+
+struct Timer {
+  std::int64_t when = 0;     // monotonic ns
+  std::int64_t period = 0;   // > 0: fire again every period
+  // seq: the timer's `seq` when it was taken off the heap, so an owner that re-armed or
+  // stopped it meanwhile (bumping seq) can tell a stale firing.
+  void (*fire)(Timer* t, std::int64_t now, std::uint64_t seq) noexcept = nullptr;
+  void* arg = nullptr;
+  void (*retain)(Timer* t) noexcept = nullptr;
+  void (*release)(Timer* t) noexcept = nullptr;
+  std::atomic<TimerHeap*> heap{nullptr};  // written under that heap's lock
+  std::atomic<std::uint64_t> seq{0};       // owner-defined arming generation
+  std::size_t index = 0;
+};
+
+struct TimerHeap {
+  sched::RuntimeLock lock;
+  std::vector<Timer*> items;                 // guarded by lock
+  std::atomic<std::int64_t> timer0_when{0};  // earliest `when`, 0 if empty
+
+  // All require lock.
+  void push(Timer* t);
+  void remove(Timer* t) noexcept;            // t must be in this heap
+  Timer* top() const noexcept { return items.empty() ? nullptr : items[0]; }
+
+ private:
+  void sift_up(std::size_t i) noexcept;
+  void sift_down(std::size_t i) noexcept;
+  void publish() noexcept { timer0_when.store(items.empty() ? 0 : items[0]->when, std::memory_order_release); }
+};
+
+// Runs every timer in h due at `now`. Returns how many fired.
+int run_due(TimerHeap& h, std::int64_t now) noexcept;
+
+// Moves every timer from `from` into `to` (a retiring P's timers).
+void move_all(TimerHeap& from, TimerHeap& to);
+
+// Releases the references of timers still pending when the runtime is torn down.
+void discard_all(TimerHeap& h) noexcept;
+
+// Adds t (t->when set, not pending) to the calling M's P's heap, or another live P's.
+void add(Timer* t);
+// Removes t if pending; true if it was (so it will not fire).
+bool remove(Timer* t) noexcept;
+
+}  // namespace gort::time_impl
