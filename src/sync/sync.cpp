@@ -10,6 +10,11 @@
 
 #include <new>
 #include <stdexcept>
+#include <vector>
+
+#include <gort/chan.hpp>
+#include <gort/context.hpp>
+#include <gort/select.hpp>
 
 #include "sched/sched.hpp"
 #include "sched/waiter.hpp"
@@ -281,8 +286,11 @@ void Semaphore::acquire(std::int64_t n) {
 }
 
 // Wakes the waiters at the head of the queue that now fit (requires lock_). FIFO: a large
-// request at the head blocks smaller ones behind it, so it is not starved.
-static void grant_waiters(std::int64_t size, std::int64_t& cur, QueueView qv, sched::WaitQueue& woken) {
+// request at the head blocks smaller ones behind it, so it is not starved. A waiter that
+// also watches a Context (data: its ready channel) is signalled by closing that channel;
+// the reference taken here keeps it valid after the lock is dropped.
+static void grant_waiters(std::int64_t size, std::int64_t& cur, QueueView qv, sched::WaitQueue& woken,
+                          std::vector<chan<std::monostate>>& woken_ctx) {
   sched::WaitQueue q = qv.load();
   while (sched::Waiter* w = q.head) {
     auto need = std::int64_t(w->ticket);
@@ -290,14 +298,24 @@ static void grant_waiters(std::int64_t size, std::int64_t& cur, QueueView qv, sc
     cur += need;
     q.remove(w);
     w->success = true;
-    woken.push_back(w);
+    if (w->data) {
+      woken_ctx.push_back(*static_cast<chan<std::monostate>*>(w->data));
+    } else {
+      woken.push_back(w);
+    }
   }
   qv.store(q);
+}
+
+static void wake_all(sched::WaitQueue& woken, std::vector<chan<std::monostate>>& woken_ctx) {
+  while (sched::Waiter* w = woken.pop_front()) w->wake();
+  for (auto& c : woken_ctx) c.close();
 }
 
 void Semaphore::release(std::int64_t n) {
   sched::RuntimeLock& l = lock_of(lock_);
   sched::WaitQueue woken;
+  std::vector<chan<std::monostate>> woken_ctx;
   l.lock();
   cur_ -= n;
   if (cur_ < 0) {
@@ -305,9 +323,53 @@ void Semaphore::release(std::int64_t n) {
     l.unlock();
     throw panic_error("semaphore: released more than held");
   }
-  grant_waiters(size_, cur_, QueueView{head_, tail_}, woken);
+  grant_waiters(size_, cur_, QueueView{head_, tail_}, woken, woken_ctx);
   l.unlock();
-  while (sched::Waiter* w = woken.pop_front()) w->wake();
+  wake_all(woken, woken_ctx);
+}
+
+bool Semaphore::acquire(const Context& ctx, std::int64_t n) {
+  if (n < 0) throw std::invalid_argument("gort::Semaphore::acquire: negative weight");
+  if (ctx.err()) return false;
+  chan<std::monostate> done = ctx.done();
+  sched::RuntimeLock& l = lock_of(lock_);
+  l.lock();
+  if (size_ - cur_ >= n && head_ == nullptr) {
+    cur_ += n;
+    l.unlock();
+    return true;
+  }
+  if (n > size_) {  // can never be satisfied: wait for the context only (as x/sync does)
+    l.unlock();
+    done.recv();
+    return false;
+  }
+  chan<std::monostate> ready = make_chan<std::monostate>();
+  sched::Waiter w;
+  w.ticket = std::uint64_t(n);
+  w.data = &ready;
+  QueueView qv{head_, tail_};
+  sched::WaitQueue q = qv.load();
+  q.push_back(&w);
+  qv.store(q);
+  l.unlock();
+  if (select(recv_case(ready), recv_case(done)) == 0) return true;
+  // Canceled. If we were granted meanwhile, give the units back.
+  sched::WaitQueue woken;
+  std::vector<chan<std::monostate>> woken_ctx;
+  l.lock();
+  if (w.success) {
+    cur_ -= n;
+  } else {
+    q = qv.load();
+    q.remove(&w);
+    qv.store(q);
+  }
+  // Our leaving may let the waiters behind us in.
+  grant_waiters(size_, cur_, qv, woken, woken_ctx);
+  l.unlock();
+  wake_all(woken, woken_ctx);
+  return false;
 }
 
 }  // namespace gort
