@@ -8,6 +8,7 @@
 // Both exit with status 2, as Go does.
 #include <cxxabi.h>
 #include <execinfo.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -112,6 +113,9 @@ void fatal(const char* why) noexcept {
   G* g = current_g();
   if (g) report_current_goroutine(g, 2);
   debug_impl::dump_all_to_fd(STDERR_FILENO, g);
+  // exit_group directly: a fatal error may come from the scheduler's own context, where
+  // sanitizer interceptors of _exit would report the runtime's internal state instead.
+  syscall(SYS_exit_group, 2);
   _exit(2);
 }
 
