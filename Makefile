@@ -14,7 +14,7 @@ demo: deps build
 	@$(BUILD)/examples/tour
 
 build:
-	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS=-g >/dev/null
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS=-g -DGORT_BUILD_BENCH=ON >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 # Every test: Release, ASan, TSan, arm64 under qemu, and a consumer of the installed package.

@@ -31,7 +31,7 @@ namespace {
 
 std::string wait_duration(const G* g) {
   if (!g->wait_since_ns) return "";
-  std::int64_t minutes = (monotonic_ns() - g->wait_since_ns) / 60'000'000'000;
+  std::int64_t minutes = (coarse_monotonic_ns() - g->wait_since_ns) / 60'000'000'000;
   if (minutes < 1) return "";
   return ", " + std::to_string(minutes) + (minutes == 1 ? " minute" : " minutes");
 }

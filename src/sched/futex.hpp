@@ -23,6 +23,8 @@ namespace gort::sched {
 void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected, std::int64_t deadline_ns = 0) noexcept;
 void futex_wake(std::atomic<std::uint32_t>* word, int count) noexcept;
 std::int64_t monotonic_ns() noexcept;
+// CLOCK_MONOTONIC_COARSE: a few ms of resolution, but no hardware clock read.
+std::int64_t coarse_monotonic_ns() noexcept;
 
 class RuntimeLock {
  public:

@@ -39,6 +39,12 @@ int g_default_procs = 0;  // maxprocs(n) outside run()
 
 thread_local M* tls_m = nullptr;
 
+// A P's counters are written only by its owner: a plain load and store (no locked
+// instruction on the switch path); readers may see a slightly stale value.
+inline void owner_bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
+  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
 std::uint64_t next_rand(M* m) noexcept {
   // xorshift64*: cheap, good enough for victim order and select shuffles.
   std::uint64_t x = m->rng;
@@ -457,7 +463,7 @@ void switch_context(M* m, G* from, G* to) {
     if (!from->stack.canary_intact()) report_stack_overflow(from);
   }
   m->curg = to == &m->g0 ? nullptr : to;
-  if (to != &m->g0 && m->p) m->p->n_switches.fetch_add(1, std::memory_order_relaxed);
+  if (to != &m->g0 && m->p) owner_bump(m->p->n_switches);
   if constexpr (san::asan) {
     const bool dying = m->pending.what == AfterSwitch::exit && m->pending.prev == from;
     if (to == &m->g0) {
@@ -579,8 +585,8 @@ G* steal_work(Runtime* rt, M* m) {
       P* victim = rt->allp[(start + std::uint32_t(i) * stride) % std::uint32_t(n)].load(std::memory_order_acquire);
       if (!victim || victim == p) continue;
       if (G* g = p->runq.steal_from(victim->runq, last)) {
-        p->n_steals.fetch_add(1, std::memory_order_relaxed);
-        p->n_stolen_gs.fetch_add(1 + p->runq.approx_size(), std::memory_order_relaxed);
+        owner_bump(p->n_steals);
+        owner_bump(p->n_stolen_gs, 1 + p->runq.approx_size());
         return g;
       }
     }
@@ -922,8 +928,8 @@ void park(WaitReason reason, bool (*commit)(G*, void*), void* arg) {
   M* m = this_m();
   G* g = m->curg;
   g->wait_reason = reason;
-  g->wait_since_ns = monotonic_ns();
-  if (m->p) m->p->n_parks.fetch_add(1, std::memory_order_relaxed);
+  g->wait_since_ns = coarse_monotonic_ns();  // dumps print whole minutes; a precise clock read costs more than a switch
+  if (m->p) owner_bump(m->p->n_parks);
   reschedule(m, g, Pending{AfterSwitch::park, g, commit, arg});
   g->wait_reason = WaitReason::none;
 }
@@ -1021,7 +1027,7 @@ void spawn_commit(void* gp) noexcept {
   g->status.store(GStatus::runnable, std::memory_order_release);
   if (in_goroutine && m->p) {
     // Go's newproc: the new G goes to runnext, so it runs soon on a cache-warm P.
-    m->p->n_spawns.fetch_add(1, std::memory_order_relaxed);
+    owner_bump(m->p->n_spawns);
     put_runnable_local(rt, m->p, g, true);
   } else {
     RuntimeLockGuard l(rt->lock);
