@@ -168,8 +168,20 @@ std::size_t select_tuple(Tuple& cases, std::index_sequence<I...>) {
 
 }  // namespace detail
 
+namespace detail {
+template <class C>
+inline constexpr bool is_select_case = false;
+template <class T, class F>
+inline constexpr bool is_select_case<RecvCase<T, F>> = true;
+template <class T, class F>
+inline constexpr bool is_select_case<SendCase<T, F>> = true;
+template <class F>
+inline constexpr bool is_select_case<DefaultCase<F>> = true;
+}  // namespace detail
+
 // Go's select over the given cases; returns the index of the case that ran.
 template <class... Cases>
+  requires(detail::is_select_case<std::decay_t<Cases>> && ...)
 std::size_t select(Cases&&... cases) {
   static_assert(((detail::is_default_case<std::decay_t<Cases>> ? 1 : 0) + ... + 0) <= 1,
                 "gort::select: at most one default_case");

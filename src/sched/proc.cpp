@@ -453,6 +453,9 @@ void after_switch() {
     }
     if (dead_fiber) san::destroy_fiber(dead_fiber);
   }
+  // Due timers run here, on the resumed side: only now has the goroutine that left
+  // released what it parked on (a timer may send on that very channel).
+  if (m->p && m->curg) check_timers(m->p);
 }
 
 void switch_context(M* m, G* from, G* to) {
@@ -518,7 +521,6 @@ void reschedule(M* m, G* cur, Pending pend) {
     m->pending = pend;
     P* p = m->p;
     if (p && !cur->locked_m && !rt->stopping.load(std::memory_order_relaxed) && !p_is_retired(rt, p)) {
-      check_timers(p);
       if (G* g = pick_local(rt, p)) {
         if (!g->locked_m) {
           set_running(m, g);
