@@ -2,14 +2,24 @@
 // `make demo` builds it in Release and runs it.
 #include <gort/gort.hpp>
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <stdexcept>
 #include <string>
+
+#include "examples.hpp"
+
+extern char** environ;
 
 namespace {
 
@@ -31,6 +41,15 @@ void burn(int n) {
 }
 
 void section(const char* title) { std::printf("\n== %s\n", title); }
+
+int failures = 0;  // examples that found a wrong result
+
+void check(const char* example, int rc) {
+  if (rc != 0) {
+    std::printf("!! %s found a wrong result (status %d)\n", example, rc);
+    ++failures;
+  }
+}
 
 // 1 goroutine, then 16 on 8 processors: count how many ever run at the same time.
 void parallelism() {
@@ -133,6 +152,98 @@ void recovered_panic() {
   }
 }
 
+// Channels, examples/worker_pool.cpp: jobs -> workers -> results, closed by a WaitGroup.
+void worker_pool() {
+  section("a worker pool: jobs and results channels, closed when the workers are done");
+  check("worker_pool", examples::worker_pool());
+}
+
+// Channels and select, examples/pipeline.cpp: fan-out, fan-in, cancellation by a Context.
+void pipeline() {
+  section("a pipeline: fan-out, fan-in, and a Context that cancels every stage");
+  check("pipeline", examples::pipeline());
+}
+
+// examples/prime_sieve.cpp: Go's concurrent prime sieve, a goroutine per prime.
+void prime_sieve() {
+  section("Go's concurrent prime sieve");
+  check("prime_sieve", examples::prime_sieve());
+}
+
+// Runs `path` as a child process with stdout discarded; returns its wait status and stderr.
+// Reading the pipe and waiting block the thread, so they run under gort::blocking: this
+// goroutine's processor goes on running other goroutines meanwhile.
+int run_child(const std::string& path, std::string& err_out) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
+  std::string arg0 = path;
+  char* argv[] = {arg0.data(), nullptr};
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, path.c_str(), &actions, nullptr, argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(fds[1]);
+  if (rc != 0) {
+    close(fds[0]);
+    return -1;
+  }
+  err_out = gort::blocking([fd = fds[0]] {
+    std::string text;
+    char buf[4096];
+    for (ssize_t n; (n = read(fd, buf, sizeof buf)) != 0;) {
+      if (n > 0) text.append(buf, std::size_t(n));
+      else if (errno != EINTR) break;
+    }
+    return text;
+  });
+  close(fds[0]);
+  int status = 0;
+  gort::blocking([&] {
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  });
+  return status;
+}
+
+// examples/fail_fast.cpp: errgroup's first error here; the real panic in a child process.
+void fail_fast() {
+  section("fail fast: errgroup returns the first failure; an uncaught exception is a panic");
+  check("fail_fast", examples::fail_fast_errgroup());
+
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  std::string exe = n > 0 ? std::string(self, std::size_t(n)) : std::string();
+  exe = exe.substr(0, exe.rfind('/') + 1) + "fail_fast";
+  std::string err;
+  const int status = access(exe.c_str(), X_OK) == 0 ? run_child(exe, err) : -1;
+  if (status == -1) {
+    std::printf("(could not run %s)\n", exe.c_str());
+    ++failures;
+    return;
+  }
+  std::printf("a goroutine of examples/fail_fast threw and nothing caught it: it exited with status %d; "
+              "its stderr begins:\n",
+              WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+  std::size_t pos = 0;
+  for (int line = 0; line < 5 && pos < err.size(); ++line) {
+    const std::size_t end = std::min(err.find('\n', pos), err.size());
+    std::printf("  | %s\n", err.substr(pos, end - pos).c_str());
+    pos = end + 1;
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 2 || !err.starts_with("panic: ")) {
+    std::printf("!! expected exit status 2 and a panic report\n");
+    ++failures;
+  }
+}
+
+// examples/supervisor.cpp: the first error cancels every other worker through a context.
+void supervisor() {
+  section("a supervisor: the first error cancels the other workers through the group's context");
+  check("supervisor", examples::supervisor());
+}
+
 // What every goroutine is doing: plant a leak and dump it, as SIGQUIT would in Go.
 void dump_a_leak() {
   section("goroutine dump of a planted leak");
@@ -162,8 +273,15 @@ int main() {
         million();
         stealing();
         recovered_panic();
+        worker_pool();
+        pipeline();
+        prime_sieve();
+        fail_fast();
+        supervisor();
         dump_a_leak();
         std::printf("\ntour done: %lld goroutine(s) left\n", static_cast<long long>(gort::num_goroutine()));
+        if (failures != 0) std::printf("%d example(s) found a wrong result\n", failures);
+        return failures == 0 ? 0 : 1;
       },
       cfg);
 }
