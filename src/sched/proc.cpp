@@ -313,6 +313,9 @@ void stopm(Runtime* rt, M* m) {
   ++rt->nmidle;
   checkdead_locked(rt);
   rt->lock.unlock();
+  // Idle time is when stacks a burst left behind give their pages back, a few at a time,
+  // until someone wakes us.
+  while (!m->park.woken() && rt->stacks.trim_excess(16) > 0) {}
   rt->n_thread_parks.fetch_add(1, std::memory_order_relaxed);
   m->park.sleep();
   if (m->nextp) {
@@ -654,6 +657,7 @@ bool sleep_until_timer(Runtime* rt, M* m) {
     RuntimeLockGuard l(rt->timer_lock);
     rt->timer_sleep_until = next == 0 ? std::numeric_limits<std::int64_t>::max() : next;
   }
+  while (!m->park.woken() && monotonic_ns() < next - 1'000'000 && rt->stacks.trim_excess(16) > 0) {}
   if (next != 0 && next > monotonic_ns() && !rt->stopping.load(std::memory_order_acquire)) {
     rt->n_thread_parks.fetch_add(1, std::memory_order_relaxed);
     m->park.sleep_until(next);

@@ -130,16 +130,20 @@ void StackAllocator::release_pages(Stack& s, char* deepest) noexcept {
 }
 
 void StackAllocator::put_batch(Stack* stacks, char* const* deepest, std::size_t n) {
+  sched::RuntimeLockGuard g(lock_);
+  pool_.insert(pool_.end(), stacks, stacks + n);
+  pool_deepest_.insert(pool_deepest_.end(), deepest, deepest + n);
+}
+
+std::size_t StackAllocator::trim_excess(std::size_t max) noexcept {
   // Which stacks fall below the high-water mark is decided under the lock; the system
   // calls that release them run outside it.
-  Stack to_trim[64];
-  char* to_trim_deepest[64];
+  Stack to_trim[16];
+  char* to_trim_deepest[16];
   std::size_t ntrim = 0;
   {
     sched::RuntimeLockGuard g(lock_);
-    pool_.insert(pool_.end(), stacks, stacks + n);
-    pool_deepest_.insert(pool_deepest_.end(), deepest, deepest + n);
-    while (pool_.size() - trimmed_ > kPoolResidentMax && ntrim < 64) {
+    while (pool_.size() - trimmed_ > kPoolResidentMax && ntrim < max && ntrim < 16) {
       to_trim[ntrim] = pool_[trimmed_];
       to_trim_deepest[ntrim] = pool_deepest_[trimmed_];
       pool_deepest_[trimmed_] = nullptr;
@@ -148,6 +152,7 @@ void StackAllocator::put_batch(Stack* stacks, char* const* deepest, std::size_t 
     }
   }
   for (std::size_t i = 0; i < ntrim; ++i) release_pages(to_trim[i], to_trim_deepest[i]);
+  return ntrim;
 }
 
 Stack StackAllocator::alloc_odd(std::size_t size) {

@@ -11,7 +11,7 @@
 //   are mapped and unmapped one by one.
 // - Memory goes back to the kernel only beyond a high-water mark (first touches of pages
 //   cost ~10 µs on virtual machines, so resident stacks are worth keeping): the global pool
-//   keeps its kPoolResidentMax most recently used stacks resident and releases the pages of
+//   keeps its kPoolResidentMax most recently used stacks resident; idle Ms release the pages of
 //   older ones (madvise(MADV_DONTNEED) over the part that was used: the reservation stays).
 //   pool_[0, trimmed_) are released, pool_[trimmed_, size) resident; LIFO from the back.
 #pragma once
@@ -55,6 +55,10 @@ class StackAllocator {
   void get_batch(Stack* out, std::size_t n);
   // Takes back default-size stacks; `deepest[i]` is the lowest stack pointer seen in use.
   void put_batch(Stack* stacks, char* const* deepest, std::size_t n);
+  // Releases the pages of up to min(max, 16) pooled stacks beyond the resident high-water
+  // mark, oldest first; returns how many. Idle Ms call it before sleeping (Go's scavenger
+  // runs in the background too), so a burst of goroutines ending pays no system calls.
+  std::size_t trim_excess(std::size_t max) noexcept;
 
   Stack alloc_odd(std::size_t size);  // a stack of another size, mapped alone
   void free_odd(Stack s) noexcept;
