@@ -51,6 +51,7 @@ void wake(ChanWaiter* w) noexcept {
     return;
   }
   std::atomic<std::uint32_t>* word = w->sel ? &w->sel->woken : &w->woken;
+  sched::foreign_block_woken();
   word->store(1, std::memory_order_release);
   sched::futex_wake(word, 1);
 }
@@ -63,8 +64,8 @@ void block(WaitReason reason, Locks& locks, std::atomic<std::uint32_t>* word) {
     sched::park(reason, [](G*, void* l) { static_cast<Locks*>(l)->unlock(); return true; }, &locks);
     return;
   }
+  sched::foreign_block_begin();  // before unlocking: from then on a waker may uncount us
   locks.unlock();
-  sched::ForeignBlocked counted;
   while (word->load(std::memory_order_acquire) == 0) sched::futex_wait(word, 0);
 }
 
@@ -73,7 +74,7 @@ void block(WaitReason reason, Locks& locks, std::atomic<std::uint32_t>* word) {
     sched::park(reason, nullptr, nullptr);
     sched::fatal("a goroutine blocked forever was resumed");
   }
-  sched::ForeignBlocked counted;
+  sched::foreign_block_begin();  // for good: nobody can wake us
   std::atomic<std::uint32_t> never{0};
   for (;;) sched::futex_wait(&never, 0);
 }

@@ -960,8 +960,8 @@ void timer_added(Runtime* rt, std::int64_t when) noexcept {
   wakep(rt);
 }
 
-ForeignBlocked::ForeignBlocked() noexcept { g_foreign_blocked.fetch_add(1, std::memory_order_acq_rel); }
-ForeignBlocked::~ForeignBlocked() { g_foreign_blocked.fetch_sub(1, std::memory_order_acq_rel); }
+void foreign_block_begin() noexcept { g_foreign_blocked.fetch_add(1, std::memory_order_acq_rel); }
+void foreign_block_woken() noexcept { g_foreign_blocked.fetch_sub(1, std::memory_order_acq_rel); }
 
 void ready(G* g) noexcept {
   san::IgnoreAccesses ignore;

@@ -18,14 +18,12 @@
 
 namespace gort::sched {
 
-// Counts a plain OS thread as blocked inside the runtime for its lifetime: such a thread
-// cannot wake anyone, which deadlock detection needs to know.
-struct ForeignBlocked {
-  ForeignBlocked() noexcept;
-  ~ForeignBlocked();
-  ForeignBlocked(const ForeignBlocked&) = delete;
-  ForeignBlocked& operator=(const ForeignBlocked&) = delete;
-};
+// Plain OS threads blocked inside the runtime cannot wake anyone, which deadlock detection
+// needs to know. The count covers a thread from before its Waiter becomes visible (its
+// owner's lock still held) until a waker picks it — the waker uncounts it *before* waking
+// it, so a thread already woken is never counted as asleep.
+void foreign_block_begin() noexcept;
+void foreign_block_woken() noexcept;
 
 struct Waiter {
   G* g = current_g();                    // nullptr: a plain thread
@@ -43,8 +41,8 @@ struct Waiter {
     if (g) {
       park(reason, [](G*, void* l) { static_cast<Lock*>(l)->unlock(); return true; }, &lock);
     } else {
+      foreign_block_begin();
       lock.unlock();
-      ForeignBlocked counted;
       while (woken.load(std::memory_order_acquire) == 0) futex_wait(&woken, 0);
     }
   }
@@ -53,7 +51,8 @@ struct Waiter {
     if (g) {
       ready(g);
     } else {
-      // Copy what we need first: the moment woken is set, the sleeper may return.
+      foreign_block_woken();
+      // The moment woken is set, the sleeper may return (and this Waiter vanish).
       woken.store(1, std::memory_order_release);
       futex_wake(&woken, 1);
     }

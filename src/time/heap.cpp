@@ -13,39 +13,39 @@ constexpr std::size_t kArity = 4;  // Go's: shallower than binary, cache-friendl
 }
 
 void TimerHeap::sift_up(std::size_t i) noexcept {
-  Timer* t = items[i];
+  const Entry e = items[i];
   while (i > 0) {
     std::size_t parent = (i - 1) / kArity;
-    if (items[parent]->when <= t->when) break;
+    if (items[parent].when <= e.when) break;
     items[i] = items[parent];
-    items[i]->index = i;
+    items[i].t->index = i;
     i = parent;
   }
-  items[i] = t;
-  t->index = i;
+  items[i] = e;
+  e.t->index = i;
 }
 
 void TimerHeap::sift_down(std::size_t i) noexcept {
-  Timer* t = items[i];
+  const Entry e = items[i];
   const std::size_t n = items.size();
   for (;;) {
     std::size_t first = i * kArity + 1;
     if (first >= n) break;
     std::size_t best = first;
     for (std::size_t c = first + 1; c < first + kArity && c < n; ++c) {
-      if (items[c]->when < items[best]->when) best = c;
+      if (items[c].when < items[best].when) best = c;
     }
-    if (items[best]->when >= t->when) break;
+    if (items[best].when >= e.when) break;
     items[i] = items[best];
-    items[i]->index = i;
+    items[i].t->index = i;
     i = best;
   }
-  items[i] = t;
-  t->index = i;
+  items[i] = e;
+  e.t->index = i;
 }
 
 void TimerHeap::push(Timer* t) {
-  items.push_back(t);
+  items.push_back(Entry{t->when, t});
   t->heap.store(this, std::memory_order_release);
   sift_up(items.size() - 1);
   publish();
@@ -53,14 +53,14 @@ void TimerHeap::push(Timer* t) {
 
 void TimerHeap::remove(Timer* t) noexcept {
   const std::size_t i = t->index;
-  Timer* last = items.back();
+  const Entry last = items.back();
   items.pop_back();
   t->heap.store(nullptr, std::memory_order_release);
-  if (last != t) {
+  if (last.t != t) {
     items[i] = last;
-    last->index = i;
+    last.t->index = i;
     sift_down(i);
-    sift_up(last->index);
+    sift_up(last.t->index);
   }
   publish();
 }
@@ -70,7 +70,7 @@ int run_due(TimerHeap& h, std::int64_t now) noexcept {
   if (first == 0 || first > now) return 0;
   int fired = 0;
   h.lock.lock();
-  for (Timer* t = h.top(); t && t->when <= now; t = h.top()) {
+  for (Timer* t = h.top(); t && h.items[0].when <= now; t = h.top()) {
     h.remove(t);
     const std::uint64_t seq = t->seq.load(std::memory_order_acquire);
     auto fire = t->fire;

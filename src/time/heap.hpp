@@ -7,7 +7,7 @@
 //
 // Invariants, under TimerHeap::lock:
 //   - a Timer is in at most one heap; t->heap is that heap (nullptr: not pending) and
-//     heap.items[t->index] == t;
+//     heap.items[t->index].t == t (with its `when`);
 //   - items form a 4-ary min-heap on `when`; timer0_when mirrors items[0]->when (0 when
 //     empty), readable without the lock so the scheduler checks for due timers for free.
 // Reference counting: a timer with retain/release hooks holds one reference while
@@ -39,19 +39,25 @@ struct Timer {
 };
 
 struct TimerHeap {
+  // `when` is kept beside the pointer (as Go 1.23 does): sifting compares without touching
+  // the timers, which mostly live on parked goroutines' stacks (a cache miss each).
+  struct Entry {
+    std::int64_t when;
+    Timer* t;
+  };
   sched::RuntimeLock lock;
-  std::vector<Timer*> items;                 // guarded by lock
+  std::vector<Entry> items;                  // guarded by lock
   std::atomic<std::int64_t> timer0_when{0};  // earliest `when`, 0 if empty
 
   // All require lock.
   void push(Timer* t);
   void remove(Timer* t) noexcept;            // t must be in this heap
-  Timer* top() const noexcept { return items.empty() ? nullptr : items[0]; }
+  Timer* top() const noexcept { return items.empty() ? nullptr : items[0].t; }
 
  private:
   void sift_up(std::size_t i) noexcept;
   void sift_down(std::size_t i) noexcept;
-  void publish() noexcept { timer0_when.store(items.empty() ? 0 : items[0]->when, std::memory_order_release); }
+  void publish() noexcept { timer0_when.store(items.empty() ? 0 : items[0].when, std::memory_order_release); }
 };
 
 // Runs every timer in h due at `now`. Returns how many fired.
