@@ -13,6 +13,7 @@
 
 #include <gort/runtime.hpp>
 
+#include "sched/sanitizer.hpp"
 #include "sched/sched.hpp"
 
 namespace gort::detail {
@@ -66,6 +67,7 @@ void block(WaitReason reason, Locks& locks, std::atomic<std::uint32_t>* word) {
   }
   sched::foreign_block_begin();  // before unlocking: from then on a waker may uncount us
   locks.unlock();
+  sched::foreign_block_check();
   while (word->load(std::memory_order_acquire) == 0) sched::futex_wait(word, 0);
 }
 
@@ -75,6 +77,7 @@ void block(WaitReason reason, Locks& locks, std::atomic<std::uint32_t>* word) {
     sched::fatal("a goroutine blocked forever was resumed");
   }
   sched::foreign_block_begin();  // for good: nobody can wake us
+  sched::foreign_block_check();
   std::atomic<std::uint32_t> never{0};
   for (;;) sched::futex_wait(&never, 0);
 }
@@ -276,6 +279,9 @@ namespace {
 // Never inlined: a goroutine may move between threads, so no thread-local address may be
 // cached across a park in the caller.
 [[gnu::noinline]] std::uint32_t fastrand() noexcept {
+  // Shared by every goroutine this thread runs, with no order between them: not a race
+  // in the program under test, so hidden from TSan.
+  sched::san::IgnoreAccesses ignore;
   thread_local std::uint64_t state = 0;
   std::uint64_t s = state;
   if (s == 0) s = std::uint64_t(sched::monotonic_ns()) ^ reinterpret_cast<std::uintptr_t>(&state) ^ 0x9E3779B97F4A7C15ull;

@@ -399,6 +399,9 @@ void* run_pending(M* m, Runtime* rt) {
       prev->status.store(GStatus::runnable, std::memory_order_release);
       if (m->p) {
         put_runnable_local(rt, m->p, prev, false);
+        // An idle P could run it now; without this a yielder stays queued behind a
+        // goroutine that never reaches the scheduler (Go wakes one too).
+        wakep(rt);
       } else {
         {
           RuntimeLockGuard l(rt->lock);
@@ -444,6 +447,16 @@ void after_switch() {
     if (!m->g0_stack_bottom) {  // an M's first switch always leaves g0
       m->g0_stack_bottom = old_bottom;
       m->g0_stack_size = old_size;
+    }
+  }
+  if constexpr (san::tsan) {
+    // The pending action may make the goroutine that left runnable, and another M may
+    // switch to its fiber at once: carry its clock over (release, then acquire) and run
+    // the action on this M's g0 fiber instead of on the departing goroutine's.
+    if (G* prev = m->pending.prev) {
+      san::release(prev);
+      san::switch_fiber(m->g0.tsan_fiber);
+      san::acquire(prev);
     }
   }
   void* dead_fiber = run_pending(m, g_rt.load(std::memory_order_relaxed));
@@ -961,6 +974,17 @@ void timer_added(Runtime* rt, std::int64_t when) noexcept {
 }
 
 void foreign_block_begin() noexcept { g_foreign_blocked.fetch_add(1, std::memory_order_acq_rel); }
+
+void foreign_block_check() noexcept {
+  // A plain thread that blocks may be the last thing that could have woken a goroutine:
+  // nobody else would look again, every M being asleep already.
+  std::shared_lock<std::shared_mutex> l(g_foreign_mu);
+  Runtime* rt = g_rt.load(std::memory_order_acquire);
+  if (!rt) return;
+  rt->lock.lock();
+  checkdead_locked(rt);
+  rt->lock.unlock();
+}
 void foreign_block_woken() noexcept { g_foreign_blocked.fetch_sub(1, std::memory_order_acq_rel); }
 
 void ready(G* g) noexcept {

@@ -24,6 +24,9 @@ namespace gort::sched {
 // it, so a thread already woken is never counted as asleep.
 void foreign_block_begin() noexcept;
 void foreign_block_woken() noexcept;
+// Called by a plain thread once blocked-and-counted (its lock released): runs the global
+// deadlock check, as an M going idle does.
+void foreign_block_check() noexcept;
 
 struct Waiter {
   G* g = current_g();                    // nullptr: a plain thread
@@ -43,6 +46,7 @@ struct Waiter {
     } else {
       foreign_block_begin();
       lock.unlock();
+      foreign_block_check();
       while (woken.load(std::memory_order_acquire) == 0) futex_wait(&woken, 0);
     }
   }
