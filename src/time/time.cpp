@@ -31,11 +31,13 @@ TimerCore* core_of(Timer* t) noexcept { return static_cast<TimerCore*>(t->arg); 
 void fire_core(Timer* t, std::int64_t now, std::uint64_t seq) noexcept {
   TimerCore* c = core_of(t);
   sched::RuntimeLockGuard l(c->ops_lock);
-  if (c->node.seq.load(std::memory_order_relaxed) != seq) return;  // stopped or re-armed meanwhile
   if (c->ch.get()) {
+    // A tick taken off the heap before a stop or reset is stale: it must not arrive after.
+    if (c->node.seq.load(std::memory_order_relaxed) != seq) return;
     time_point tp{std::chrono::nanoseconds(now)};
     chan_try_send(c->ch.get(), &tp);  // full: the reader is behind, drop the tick (Go)
   } else if (c->func.fn) {
+    // Once off the heap, f runs: stop() already reported it as fired (Go's AfterFunc).
     try {
       c->func.spawn(c->func.fn);
     } catch (...) {
