@@ -324,7 +324,7 @@ TEST_P(Chan, MoveOnlyElements) {
         c.close();
       });
       int expect = 0;
-      for (auto& p : c) {  // (`for (T v : c)` would copy: *it is an lvalue)
+      for (std::unique_ptr<int> p : c) {  // `for (T v : ch)` moves each value out
         ASSERT_NE(p, nullptr);
         EXPECT_EQ(*p, expect);
         ++expect;

@@ -108,7 +108,8 @@ class ChanRange {
     using value_type = T;
     using difference_type = std::ptrdiff_t;
     explicit iterator(ChanCore* c) : c_(c), v_(recv_on<T>(c)) {}
-    T& operator*() noexcept { return *v_; }
+    // The received value, to be moved from: `for (T v : ch)` works for move-only T too.
+    T&& operator*() noexcept { return std::move(*v_); }
     iterator& operator++() {
       v_ = recv_on<T>(c_);
       return *this;

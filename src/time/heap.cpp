@@ -71,15 +71,19 @@ int run_due(TimerHeap& h, std::int64_t now) noexcept {
   int fired = 0;
   h.lock.lock();
   for (Timer* t = h.top(); t && h.items[0].when <= now; t = h.top()) {
-    h.remove(t);
     const std::uint64_t seq = t->seq.load(std::memory_order_acquire);
     auto fire = t->fire;
     auto release = t->release;  // read now: a one-shot timer without hooks may vanish in fire
     if (t->period > 0) {
+      // Re-armed in place: the timer never looks "not pending" to a concurrent remove(),
+      // which could otherwise add it a second time.
       t->when += t->period;
       if (t->when <= now) t->when = now + t->period;  // missed ticks are dropped, as in Go
-      if (t->retain) t->retain(t);
-      h.push(t);
+      if (t->retain) t->retain(t);  // the firing's reference; the heap keeps its own
+      h.items[0].when = t->when;
+      h.resift_top();
+    } else {
+      h.remove(t);
     }
     h.lock.unlock();
     fire(t, now, seq);

@@ -53,6 +53,10 @@ struct TimerHeap {
   void push(Timer* t);
   void remove(Timer* t) noexcept;            // t must be in this heap
   Timer* top() const noexcept { return items.empty() ? nullptr : items[0].t; }
+  void resift_top() noexcept {  // items[0].when grew
+    sift_down(0);
+    publish();
+  }
 
  private:
   void sift_up(std::size_t i) noexcept;

@@ -58,8 +58,10 @@ void arm(TimerCore* c, std::int64_t delay_ns, std::int64_t period_ns) {
 
 // Stops c's node and forgets a tick already sent (requires ops_lock).
 bool disarm(TimerCore* c) noexcept {
-  c->node.seq.fetch_add(1, std::memory_order_acq_rel);
+  // Off the heap first, then a new seq: a firing taken off (or re-armed) before the remove
+  // carries the old seq and is dropped; none can start after it.
   const bool pending = time_impl::remove(&c->node);
+  c->node.seq.fetch_add(1, std::memory_order_acq_rel);
   if (c->ch.get()) chan_try_drain(c->ch.get());
   return pending;
 }
