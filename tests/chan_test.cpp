@@ -32,17 +32,7 @@ GORT_INSTANTIATE_PROCS(Select);
 class ChanStress : public gort_test::Procs {};
 GORT_INSTANTIATE_PROCS(ChanStress);
 
-// Goroutines whose dump header shows them parked as `reason` ("chan receive", "select", ...).
-int count_parked(const std::string& reason) {
-  std::ostringstream os;
-  gort::debug::write_goroutines(os, 2);
-  const std::string s = os.str();
-  int n = 0;
-  for (const std::string& pat : {"[" + reason + "]", "[" + reason + ", "}) {
-    for (std::size_t p = s.find(pat); p != std::string::npos; p = s.find(pat, p + 1)) ++n;
-  }
-  return n;
-}
+using gort_test::count_parked;
 
 // Yields until at least n goroutines are parked as `reason` (an event wait, not a sleep).
 void wait_parked(const std::string& reason, int n) {

@@ -51,17 +51,7 @@ GORT_INSTANTIATE_PROCS(ForeignThreads);
 // it. Generous, since it only matters when something is wrong.
 constexpr auto kHangGuard = 60s;
 
-// Goroutines whose dump header shows them parked as `reason` ("sync.Mutex.Lock", ...).
-int count_parked(const std::string& reason) {
-  std::ostringstream os;
-  gort::debug::write_goroutines(os, 2);
-  const std::string s = os.str();
-  int n = 0;
-  for (const std::string& pat : {"[" + reason + "]", "[" + reason + ", "}) {
-    for (std::size_t p = s.find(pat); p != std::string::npos; p = s.find(pat, p + 1)) ++n;
-  }
-  return n;
-}
+using gort_test::count_parked;
 
 // Yields until pred() holds; false (and a test failure) if the watchdog runs out first.
 template <class P>

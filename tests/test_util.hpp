@@ -2,6 +2,9 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <sstream>
+#include <string>
+
 #include <gort/gort.hpp>
 #include <gort/gtest.hpp>
 
@@ -32,6 +35,19 @@ class Procs : public ::testing::TestWithParam<int> {
 
 inline std::string procs_name(const ::testing::TestParamInfo<int>& info) {
   return "maxprocs" + std::to_string(info.param);
+}
+
+// Goroutines whose dump header shows them parked as `reason` ("chan receive",
+// "sync.Mutex.Lock", ...): tests wait for "X is now blocked" with this, never with sleeps.
+inline int count_parked(const std::string& reason) {
+  std::ostringstream os;
+  gort::debug::write_goroutines(os, 2);
+  const std::string s = os.str();
+  int n = 0;
+  for (const std::string& pat : {"[" + reason + "]", "[" + reason + ", "}) {
+    for (std::size_t p = s.find(pat); p != std::string::npos; p = s.find(pat, p + 1)) ++n;
+  }
+  return n;
 }
 
 #define GORT_INSTANTIATE_PROCS(Suite) \
