@@ -32,7 +32,13 @@ stage() {  # stage NAME BUILD_DIR [cmake args...]
   } >"$log" 2>&1
   local rc=$?
   tail -n 3 "$log"
-  [ $rc -ne 0 ] && { echo "--- $name failed; the end of $log:"; tail -n 60 "$log"; }
+  if [ $rc -ne 0 ]; then
+    # What failed and why: each failing test's assertion or sanitizer report, then the end.
+    echo "--- $name failed; the failures in $log:"
+    grep -n -B3 -A25 -E ': Failure$|\*\*\*Failed|\*\*\*Timeout|\(Failed\)|ERROR: AddressSanitizer|WARNING: ThreadSanitizer|fatal error:' "$log" | head -n 200
+    echo "--- the end of $log:"
+    tail -n 30 "$log"
+  fi
   record "$name" "$log" $rc
 }
 

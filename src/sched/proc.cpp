@@ -2,6 +2,7 @@
 // The design and its invariants are in sched/sched.hpp; this file follows its vocabulary.
 #include <gort/runtime.hpp>
 
+#include <dirent.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -258,17 +259,16 @@ void wakep(Runtime* rt) {
   startm(rt, nullptr, true);
 }
 
-// The process's thread count (0 if unknown).
+// The process's thread count (0 if unknown), from /proc/self/task rather than the
+// num_threads field of /proc/self/stat: qemu-user reports that field as 0.
 std::int32_t process_threads() noexcept {
-  std::ifstream f("/proc/self/stat");
-  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  auto close = stat.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream rest(stat.substr(close + 2));
-  std::string field;
-  for (int i = 3; i < 20 && rest >> field; ++i) {}  // fields 3..19, then num_threads
+  DIR* dir = ::opendir("/proc/self/task");
+  if (!dir) return 0;
   std::int32_t n = 0;
-  rest >> n;
+  while (const dirent* e = ::readdir(dir)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  ::closedir(dir);
   return n;
 }
 
