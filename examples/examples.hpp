@@ -14,5 +14,8 @@ int pipeline();            // pipeline.cpp: generate -> square (fan-out) -> merg
 int prime_sieve();         // prime_sieve.cpp: Go's concurrent prime sieve, a goroutine per prime
 int fail_fast_errgroup();  // fail_fast.cpp: the errgroup half (its main() then panics for real)
 int supervisor();          // supervisor.cpp: the first error cancels every other worker
+int echo_server();         // echo_server.cpp: a TCP echo server, a goroutine per connection (gort::net)
+int http_hello();          // http_hello.cpp: HTTP/1.1 hello world: keep-alive, pipelining, 400s (libhttp-parser)
+int fetch_all();           // fetch_all.cpp: fetch URLs concurrently, results over a channel, a Context's timeout
 
 }  // namespace examples

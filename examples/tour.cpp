@@ -244,6 +244,28 @@ void supervisor() {
   check("supervisor", examples::supervisor());
 }
 
+#ifdef GORT_TOUR_NET
+// examples/echo_server.cpp: blocking-style network code; goroutines park in the netpoller.
+void echo_server() {
+  section("a TCP echo server: a goroutine per connection, parked in the netpoller while it waits");
+  check("echo_server", examples::echo_server());
+}
+#endif
+
+#ifdef GORT_TOUR_HTTP
+// examples/http_hello.cpp: HTTP/1.1 over gort::net, parsed by libhttp-parser.
+void http_hello() {
+  section("an HTTP/1.1 hello-world server: keep-alive, pipelining, Connection: close, 400");
+  check("http_hello", examples::http_hello());
+}
+
+// examples/fetch_all.cpp: Go's fetchall, bounded by a context with a timeout.
+void fetch_all() {
+  section("fetch URLs concurrently, collect every result, time out with a Context");
+  check("fetch_all", examples::fetch_all());
+}
+#endif
+
 // What every goroutine is doing: plant a leak and dump it, as SIGQUIT would in Go.
 void dump_a_leak() {
   section("goroutine dump of a planted leak");
@@ -278,6 +300,15 @@ int main() {
         prime_sieve();
         fail_fast();
         supervisor();
+#ifdef GORT_TOUR_NET
+        echo_server();
+#endif
+#ifdef GORT_TOUR_HTTP
+        http_hello();
+        fetch_all();
+#elif defined(GORT_TOUR_NET)
+        std::printf("\n(http_hello and fetch_all left out: libhttp-parser-dev was not found at build time)\n");
+#endif
         dump_a_leak();
         std::printf("\ntour done: %lld goroutine(s) left\n", static_cast<long long>(gort::num_goroutine()));
         if (failures != 0) std::printf("%d example(s) found a wrong result\n", failures);

@@ -3,9 +3,9 @@
 # Usage: scripts/deps.sh build|test|bench. As root it runs apt-get; otherwise it prints the
 # command to run and fails.
 set -euo pipefail
-build=(cmake ninja-build g++ make pkg-config libdw-dev)
+build=(cmake ninja-build g++ make pkg-config libdw-dev libhttp-parser-dev)
 test=(libgtest-dev libgmock-dev googletest qemu-user g++-aarch64-linux-gnu)
-bench=(golang-go libboost-fiber-dev libboost-context-dev python3)
+bench=(golang-go libboost-fiber-dev libboost-context-dev python3 wrk)
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
   test) want=("${build[@]}" "${test[@]}") ;;
