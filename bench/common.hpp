@@ -3,6 +3,7 @@
 // Every program takes `<maxprocs> [sizes...]` on the command line and prints one line per
 // metric to stdout: `RESULT <value> <unit> <metric-name>` (parsed by bench/compare.py).
 #pragma once
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -49,6 +50,20 @@ inline long rss_bytes() {
   long size = 0, resident = 0;
   f >> size >> resident;
   return resident * sysconf(_SC_PAGESIZE);
+}
+
+// Raises the soft limit on open descriptors to the hard limit, as Go 1.19+ does at start-up
+// (the network workloads hold two descriptors per connection; the default soft limit is
+// often 1024). Returns the new soft limit.
+inline long raise_fd_limit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return -1;
+  if (lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+    getrlimit(RLIMIT_NOFILE, &lim);
+  }
+  return long(lim.rlim_cur);
 }
 
 }  // namespace bench

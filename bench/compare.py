@@ -10,8 +10,10 @@ R times, interleaving the implementations (gort, go, boost, gort, go, boost, ...
 drift on the machine hits all of them alike, and prints a table of medians. The table is
 also written as markdown to build/bench-results.md.
 
-Every program prints `RESULT <value> <unit> <metric>` lines. All metrics are
-lower-is-better, so ratio = gort median / Go median < 1 means gort is faster (or smaller).
+Every program prints `RESULT <value> <unit> <metric>` lines. Metrics are lower-is-better,
+so ratio = gort median / Go median < 1 means gort is faster (or smaller), except those a
+workload lists as `higher` (rates such as tcp_echo's round trips/s): they are marked ↑ in
+the table, and their ratio (still gort / Go) favours gort above 1.
 Exit status is non-zero when any program fails, times out or omits a metric.
 Python 3 standard library only.
 """
@@ -43,6 +45,7 @@ class Workload:
     metrics: list        # metric names the table shows, in order
     boost: bool = False  # a Boost.Fiber version exists
     note: str = ""
+    higher: tuple = ()   # metrics where higher is better (rates); marked ↑ in the table
 
 
 WORKLOADS = [
@@ -66,6 +69,9 @@ WORKLOADS = [
              note="8 goroutines share one Mutex"),
     Workload("sleep_many", (2,), [100_000, 10, 10], [1_000, 3, 10], ["total_ms", "overshoot_us"],
              note="100k goroutines sleep 10 ms ten times"),
+    Workload("tcp_echo", (1, 2), [1000, 1000, 64], [50, 200, 64], ["roundtrips_per_s", "total_ms"],
+             higher=("roundtrips_per_s",),
+             note="1,000 loopback TCP connections x 1,000 round trips of 64 bytes, one process"),
 ]
 
 IMPLS = ("gort", "go", "boost")
@@ -191,7 +197,7 @@ def median(job: Job, impl: str, metric: str):
 
 def table(jobs: list) -> list:
     header = ["workload", "metric", "gort median", "Go median",
-              "ratio gort/Go (<1: gort better)", "Boost.Fiber median"]
+              "ratio gort/Go (<1: gort better; ↑: >1)", "Boost.Fiber median"]
     rows = []
     for job in jobs:
         for mt in job.workload.metrics:
@@ -200,7 +206,8 @@ def table(jobs: list) -> list:
             cell = lambda impl, v: "FAIL" if impl in job.failed else (
                 f"{fmt(v)} {unit}" if v is not None else "-")
             ratio = f"{g / o:.2f}" if g is not None and o and impl_ok(job) else "-"
-            rows.append([job.id, mt, cell("gort", g), cell("go", o), ratio, cell("boost", b)])
+            shown = f"{mt} ↑" if mt in job.workload.higher else mt
+            rows.append([job.id, shown, cell("gort", g), cell("go", o), ratio, cell("boost", b)])
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"
     out = [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
@@ -307,8 +314,9 @@ def main() -> int:
         + ("; --quick sizes" if opts.quick else ""),
         f"- elapsed: {time.monotonic() - started:.0f} s",
         "",
-        "All metrics are lower-is-better. ratio = gort median / Go median: below 1 gort is "
-        "faster (or uses less memory). `pN` is maxprocs / GOMAXPROCS / fiber threads.",
+        "Metrics are lower-is-better except those marked ↑ (rates). ratio = gort median / "
+        "Go median: below 1 gort is faster (or uses less memory); for ↑ metrics above 1 is "
+        "better. `pN` is maxprocs / GOMAXPROCS / fiber threads.",
         "",
         *lines,
         "",
