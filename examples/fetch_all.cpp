@@ -63,8 +63,9 @@ Result fetch(const gort::Context& ctx, const std::string& addr, const std::strin
   Result r;
   r.path = path;
   auto finish = [&](std::error_code ec) {
-    // A connection deadline that came from the context is the context's error.
-    r.err = ec == std::errc::timed_out && ctx.err() ? ctx.err() : ec;
+    // The only connection deadline is the context's: report it as the context's error (its
+    // own timer may fire a moment after the connection's).
+    r.err = ec == std::errc::timed_out && ctx.deadline() ? make_error_code(gort::errc::deadline_exceeded) : ec;
     r.ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     return r;
   };
