@@ -125,12 +125,18 @@ int main(int argc, char** argv) {
   if (argc == 3 && std::string_view(argv[1]) == "--serve") {
     const std::string addr = argv[2];
     return gort::run([addr] {
-      gort::net::Listener ln = gort::net::listen("tcp", addr);
+      std::error_code ec;
+      gort::net::Listener ln = gort::net::listen("tcp", addr, ec);
+      if (ec) {
+        std::fprintf(stderr, "echo_server: listen %s: %s\n", addr.c_str(), ec.message().c_str());
+        return 1;
+      }
       std::printf("echo server listening on %s\n", ln.addr().c_str());
       std::fflush(stdout);
       gort::WaitGroup wg;
       std::atomic<long> accepted{0};
       serve(ln, wg, accepted);
+      return 0;
     });
   }
   if (argc != 1) {

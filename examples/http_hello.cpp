@@ -174,10 +174,17 @@ int main(int argc, char** argv) {
   }
   return gort::run(
       [addr] {
-        examples::http::Server server(gort::net::listen("tcp", addr));
+        std::error_code ec;
+        gort::net::Listener ln = gort::net::listen("tcp", addr, ec);
+        if (ec) {
+          std::fprintf(stderr, "http_hello: listen %s: %s\n", addr.c_str(), ec.message().c_str());
+          return 1;
+        }
+        examples::http::Server server(std::move(ln));
         std::printf("http_hello: serving http://%s/ on %d processors\n", server.addr().c_str(), gort::maxprocs());
         std::fflush(stdout);
         server.serve();
+        return 0;
       },
       cfg);
 }

@@ -150,9 +150,10 @@ void Server::serve() {
 void Server::close() {
   if (closed_.exchange(true)) return;
   cancel_();  // ends /slow requests
-  ln_.close();
+  std::error_code ignored;
+  ln_.close(ignored);
   std::lock_guard lock(mu_);
-  for (gort::net::Conn* c : conns_) c->close();  // wakes its goroutine's read or write with an error
+  for (gort::net::Conn* c : conns_) c->close(ignored);  // wakes its goroutine's read or write with an error
 }
 
 void Server::wait() { conns_wg_.wait(); }
