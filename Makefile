@@ -1,5 +1,5 @@
 # gort — the front door. `make demo` and `make test` are all a new machine needs.
-.PHONY: all demo build test test-release test-asan test-tsan test-arm64 test-consumer bench bench-quick deps clean
+.PHONY: all demo build test test-release test-asan test-tsan test-arm64 test-consumer bench bench-http bench-quick deps clean
 
 JOBS ?= $(shell nproc)
 BUILD := build/release
@@ -31,6 +31,12 @@ bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory build
 	@python3 bench/compare.py $(BUILD)
+
+# gort's examples/http_hello against Go's net/http under wrk (bench/http_compare.py).
+bench-http:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory build
+	@python3 bench/http_compare.py $(BUILD)
 
 clean:
 	rm -rf build
