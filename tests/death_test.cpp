@@ -1,4 +1,8 @@
-// Failures: panics (uncaught exceptions), stack overflow under every guard kind, misuse.
+// Failures: panics (uncaught exceptions), stack overflow under every guard kind, misuse,
+// deadlock, SIGQUIT.
+#include <signal.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -28,6 +32,7 @@ using Panic = DeathTest;
 using StackOverflow = DeathTest;
 using Misuse = DeathTest;
 using Deadlock = DeathTest;
+using Sigquit = DeathTest;
 
 TEST_F(Panic, UncaughtExceptionInGoroutinePrintsPanicAndExits2) {
   EXPECT_EXIT(gort::run([] {
@@ -273,6 +278,39 @@ TEST_F(Deadlock, NotReportedWhileABlockingCallIsInFlight) {
                 return *c.recv();
               }), 9)),
               ::testing::ExitedWithCode(0), "");
+}
+
+// ---- SIGQUIT -----------------------------------------------------------------------------
+
+// Parks a receiver and a locker, waits until the dump shows both parked, then sends itself
+// SIGQUIT with `quit`. Main then sleeps: with a timer pending, no deadlock report can stand
+// in for the SIGQUIT dump.
+template <class Quit>
+void parked_then_quit(Quit quit) {
+  gort::run([quit] {
+    auto c = gort::make_chan<int>();
+    static gort::Mutex mu;
+    mu.lock();
+    gort::go(gort::Spawn{"receiver"}, [c] { c.recv(); });
+    gort::go(gort::Spawn{"locker"}, [] { mu.lock(); });
+    while (gort_test::count_parked("chan receive") < 1 || gort_test::count_parked("sync.Mutex.Lock") < 1) gort::yield();
+    quit();
+    for (;;) gort::sleep(std::chrono::hours(1));
+  });
+}
+
+constexpr const char* kQuitDump =
+    "SIGQUIT: quit\nPC=0x[0-9a-f]+ m=-?[0-9]+ sigcode=-?[0-9]+\n\n(.|\n)*"
+    "goroutine 2 \\[chan receive\\] \"receiver\":\n(.|\n)*goroutine 3 \\[sync.Mutex.Lock\\] \"locker\":\n";
+
+TEST_F(Sigquit, FromAGoroutineDumpsEveryGoroutineAndExits2) {
+  EXPECT_EXIT(parked_then_quit([] { raise(SIGQUIT); }), ::testing::ExitedWithCode(2), kQuitDump);
+}
+
+// A process-directed SIGQUIT (kill -QUIT) from a plain thread, as a user at a terminal sends.
+TEST_F(Sigquit, FromOutsideDumpsEveryGoroutineAndExits2) {
+  EXPECT_EXIT(parked_then_quit([] { std::thread([] { kill(getpid(), SIGQUIT); }).detach(); }),
+              ::testing::ExitedWithCode(2), kQuitDump);
 }
 
 }  // namespace
