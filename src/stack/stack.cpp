@@ -10,6 +10,15 @@
 #include <cstring>
 #include <system_error>
 
+#if __has_include(<valgrind/valgrind.h>) && !defined(GORT_NO_VALGRIND)
+#include <valgrind/valgrind.h>
+#define GORT_STACK_REGISTER(lo, hi) VALGRIND_STACK_REGISTER(lo, hi)
+#define GORT_STACK_DEREGISTER(id) VALGRIND_STACK_DEREGISTER(id)
+#else
+#define GORT_STACK_REGISTER(lo, hi) 0u
+#define GORT_STACK_DEREGISTER(id) ((void)(id))
+#endif
+
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
@@ -74,6 +83,7 @@ StackAllocator::StackAllocator(std::size_t default_size)
 }
 
 StackAllocator::~StackAllocator() {
+  for (unsigned id : valgrind_ids_) GORT_STACK_DEREGISTER(id);
   for (auto [base, len] : slabs_) munmap(base, len);
 }
 
@@ -101,6 +111,8 @@ void StackAllocator::new_slab() {
     char* slot = base + i * slot_;
     Stack s{slot + guard_, slot + slot_, Guard::canary, true};
     apply_guard(slot, s);
+    s.valgrind_id = GORT_STACK_REGISTER(s.lo, s.hi);
+    valgrind_ids_.push_back(s.valgrind_id);
     pool_.push_back(s);
     pool_deepest_.push_back(nullptr);
   }
@@ -163,11 +175,13 @@ Stack StackAllocator::alloc_odd(std::size_t size) {
   auto* base = static_cast<char*>(p);
   Stack s{base + guard_, base + len, Guard::canary, false};
   apply_guard(base, s);
+  s.valgrind_id = GORT_STACK_REGISTER(s.lo, s.hi);
   return s;
 }
 
 void StackAllocator::free_odd(Stack s) noexcept {
   if (s.guard == Guard::mprotect) mprotect_budget_.fetch_add(1, std::memory_order_relaxed);
+  GORT_STACK_DEREGISTER(s.valgrind_id);
   munmap(s.lo - guard_, s.size() + guard_);
 }
 

@@ -14,6 +14,10 @@
 //   keeps its kPoolResidentMax most recently used stacks resident; idle Ms release the pages of
 //   older ones (madvise(MADV_DONTNEED) over the part that was used: the reservation stays).
 //   pool_[0, trimmed_) are released, pool_[trimmed_, size) resident; LIFO from the back.
+// - Under valgrind every stack is registered (VALGRIND_STACK_REGISTER) from its mapping to
+//   its unmapping: otherwise a switch between two stacks of one slab looks to valgrind like
+//   a stack pointer moving within one stack, and it marks the live frames in between
+//   inaccessible. Compiled in when <valgrind/valgrind.h> exists; a no-op outside valgrind.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -33,6 +37,7 @@ struct Stack {
   char* hi = nullptr;  // one past the highest usable byte (the stack grows down from here)
   Guard guard = Guard::canary;
   bool pooled = false;  // default size, from a slab
+  unsigned valgrind_id = 0;  // VALGRIND_STACK_REGISTER's id (0 when not under valgrind)
   explicit operator bool() const noexcept { return lo != nullptr; }
   std::size_t size() const noexcept { return std::size_t(hi - lo); }
   bool canary_intact() const noexcept {
@@ -86,6 +91,7 @@ class StackAllocator {
   std::vector<char*> pool_deepest_;    // guarded by lock_; parallel to pool_
   std::size_t trimmed_ = 0;            // guarded by lock_
   std::vector<std::pair<char*, std::size_t>> slabs_;  // guarded by lock_
+  std::vector<unsigned> valgrind_ids_;                // guarded by lock_; slab stacks' registrations
 };
 
 inline constexpr std::size_t kSlabStacks = 64;
