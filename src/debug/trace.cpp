@@ -40,7 +40,6 @@ struct Event {
   Kind kind;
   Why why;            // end
   WaitReason reason;  // end (park), park
-  std::uint8_t pad;
 };
 static_assert(sizeof(Event) == 32);
 
