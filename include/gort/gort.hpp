@@ -8,4 +8,5 @@
 #include <gort/time.hpp>
 #include <gort/context.hpp>
 #include <gort/group.hpp>
+#include <gort/net.hpp>
 #include <gort/testing.hpp>

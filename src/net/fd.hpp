@@ -1,0 +1,103 @@
+// net/fd — a socket shared by the goroutines using one Conn or Listener (Go's netFD with
+// its fdMutex, simplified).
+//
+// Lifetime. `state` packs three things: kClosed (close() was called), kOwnerGone (the
+// Conn/Listener handle was destroyed) and, from bit 2 up, `ops`: the calls in flight.
+// Invariants:
+//   - every call into `pd` or `sysfd` holds an op (acquire() succeeded, release() pending);
+//     acquire() fails once kClosed is set, so ops only drain after close();
+//   - the socket is torn down (netpoll::release, ::close) exactly once, by whoever drops
+//     the last op of a closed fd — close() itself holds an op while it wakes waiters
+//     through netpoll::close(pd), so the pd outlives that call;
+//   - the NetFd memory is freed once kOwnerGone is set and ops is zero; the owner closes
+//     before it leaves, so a handle that is gone implies a closed fd.
+// Direction locks. netpoll allows one waiter per direction, so readers (and accept)
+// serialise on `rmu` and writers on `wmu`; a reader and a writer run concurrently. A
+// call takes its op before the lock and releases it after unlocking.
+#pragma once
+#include <sys/types.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <string>
+#include <system_error>
+
+#include <gort/net.hpp>
+#include <gort/sync.hpp>
+
+#include "netpoll/netpoll.hpp"
+
+namespace gort::detail {
+
+struct NetFd {
+  NetFd(int fd, netpoll::PollDesc* p, std::string_view network) noexcept : sysfd(fd), pd(p), net(network) {}
+  NetFd(const NetFd&) = delete;
+  NetFd& operator=(const NetFd&) = delete;
+
+  // Takes an op; false (take none) once closed.
+  bool acquire() noexcept;
+  // Drops an op; the last op of a closed fd tears the socket down.
+  void release() noexcept;
+  // Marks the fd closed and wakes its waiters (they get kClosed). False if it already was.
+  bool close() noexcept;
+  // The handle's destruction: close(), then free the NetFd once no op is left.
+  void drop_owner() noexcept;
+  bool closed() const noexcept { return state.load(std::memory_order_acquire) & kClosed; }
+
+  // The I/O loop: runs `sys` (a non-blocking syscall returning >= 0, or -1 with errno)
+  // until it does something other than EAGAIN, waiting on pd in `mode` between tries.
+  // EINTR retries. Returns sys's result, or -1 with ec set (errno, errc::closed,
+  // errc::timeout). The caller holds an op and the direction's lock.
+  template <class Sys>
+  ssize_t io(netpoll::Mode mode, std::error_code& ec, Sys&& sys) noexcept {
+    for (;;) {
+      if (int r = netpoll::check(pd, mode); r != netpoll::kReady) {
+        ec = poll_error(r);
+        return -1;
+      }
+      ssize_t n = sys();
+      if (n >= 0) return n;
+      const int e = errno;
+      if (e == EINTR) continue;
+      if (e != EAGAIN && e != EWOULDBLOCK) {
+        ec.assign(e, std::system_category());
+        return -1;
+      }
+      if (int r = netpoll::wait(pd, mode); r != netpoll::kReady) {
+        ec = poll_error(r);
+        return -1;
+      }
+    }
+  }
+
+  static std::error_code poll_error(int r) noexcept {
+    return r == netpoll::kTimedOut ? net::errc::timeout : net::errc::closed;
+  }
+
+  const int sysfd;
+  netpoll::PollDesc* const pd;
+  const std::string_view net;  // "tcp" or "unix" (static storage)
+  // Set before the handle is published, read-only afterwards.
+  std::string laddr, raddr;
+  std::string unlink_path;  // a Unix listener's socket file, removed by close()
+
+  Mutex rmu;  // readers and accept take turns (one netpoll waiter per direction)
+  Mutex wmu;  // writers take turns; also makes each write() contiguous on the stream
+
+ private:
+  static constexpr std::uint64_t kClosed = 1, kOwnerGone = 2, kOp = 4;
+  static std::uint64_t ops(std::uint64_t s) noexcept { return s / kOp; }
+  void destroy() noexcept;
+  ~NetFd() = default;  // only drop_owner/release delete
+
+  // acquire/close CAS it (acq_rel: a closer's writes before close happen-before the
+  // teardown by the last op, whichever goroutine that is).
+  std::atomic<std::uint64_t> state{0};
+};
+
+// Deadline time_point -> netpoll's monotonic ns: 0 (none) for time_point{}, and any
+// instant at or before the clock's epoch as 1 ns (long past).
+std::int64_t deadline_ns(time_point t) noexcept;
+
+}  // namespace gort::detail

@@ -1,0 +1,923 @@
+// gort::net over the netpoller: listen/dial/accept on tcp4, tcp6 and unix, addresses,
+// half-close, deadlines, close waking blocked calls, dial errors and contexts, clients that
+// vanish, plain threads, and many concurrent connections — over maxprocs 1, 2 and 8, on
+// loopback only. Every test checks that it left no descriptor open.
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gort/net.hpp>
+
+#include "test_util.hpp"
+
+using namespace std::chrono_literals;
+using gort_test::count_parked;
+using gort_test::scaled;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+class Net : public gort_test::Procs {};
+GORT_INSTANTIATE_PROCS(Net);
+class NetStress : public gort_test::Procs {};
+GORT_INSTANTIATE_PROCS(NetStress);
+
+// ---- helpers -----------------------------------------------------------------------------
+
+int open_fds() {
+  DIR* d = opendir("/proc/self/fd");
+  if (!d) return -1;
+  int n = 0;
+  while (readdir(d)) ++n;
+  closedir(d);
+  return n - 3;  // ".", ".." and the directory's own descriptor
+}
+
+// Fails the test if the body leaves descriptors open. The poller's own descriptors are
+// made once, so a warm-up listen comes first.
+template <class F>
+void without_fd_leaks(F&& body) {
+  { gort::net::listen("tcp", "127.0.0.1:0"); }
+  count_parked("warm-up");  // the symbolizer keeps the executable open once it has read it
+  const int before = open_fds();
+  body();
+  EXPECT_EQ(open_fds(), before) << "descriptors leaked";
+}
+
+void wait_parked(const std::string& reason, int n) {
+  while (count_parked(reason) < n) gort::yield();
+}
+
+std::string read_n(gort::net::Conn& c, std::size_t n) {
+  std::string s(n, '\0');
+  std::size_t got = 0;
+  while (got < n) {
+    const std::size_t k = c.read(std::span<char>(s).subspan(got));
+    if (k == 0) break;
+    got += k;
+  }
+  s.resize(got);
+  return s;
+}
+
+std::string read_all(gort::net::Conn& c) {
+  std::string s;
+  char buf[4096];
+  while (std::size_t k = c.read(std::span<char>(buf))) s.append(buf, k);
+  return s;
+}
+
+std::string port_of(const std::string& addr) { return addr.substr(addr.rfind(':') + 1); }
+
+bool ipv6_loopback_available() {
+  const int s = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return false;
+  sockaddr_in6 sa{};
+  sa.sin6_family = AF_INET6;
+  sa.sin6_addr = in6addr_loopback;
+  const bool ok = ::bind(s, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+  ::close(s);
+  return ok;
+}
+
+std::string temp_socket_path() {
+  static std::atomic<int> seq{0};
+  return "/tmp/gort-net-test-" + std::to_string(::getpid()) + "-" + std::to_string(seq.fetch_add(1)) + ".sock";
+}
+
+// The message of the std::system_error f throws ("<none>" if it does not throw one).
+template <class F>
+std::pair<std::error_code, std::string> failure(F&& f) {
+  try {
+    f();
+  } catch (const std::system_error& e) {
+    return {e.code(), e.what()};
+  }
+  return {{}, "<none>"};
+}
+
+// Accepts one connection and echoes it until EOF, in a goroutine counted by wg.
+void serve_echo_once(gort::net::Listener& ln, gort::WaitGroup& wg) {
+  wg.go([&ln] {
+    gort::net::Conn c = ln.accept();
+    char buf[8192];
+    while (std::size_t n = c.read(std::span<char>(buf))) c.write(std::string_view(buf, n));
+  });
+}
+
+// Dials addr, sends a large message (several socket buffers, so writes are partial and
+// both sides wait on the poller), half-closes and reads the echo to EOF.
+void echo_round_trip(std::string_view network, const std::string& addr) {
+  gort::net::Conn c = gort::net::dial(network, addr);
+  std::string msg(scaled(1 << 20), 'x');
+  for (std::size_t i = 0; i < msg.size(); ++i) msg[i] = char('a' + i % 26);
+  gort::WaitGroup wg;
+  wg.go([&] {
+    EXPECT_EQ(c.write(msg), msg.size());
+    c.close_write();
+  });
+  const std::string back = read_all(c);
+  wg.wait();
+  EXPECT_EQ(back.size(), msg.size());
+  EXPECT_TRUE(back == msg);
+}
+
+// A TCP listener whose accept queue is full and never drained: a further connect's SYN is
+// dropped, so the dial stays pending (how Go's tests get a dial that hangs on loopback).
+class Blackhole {
+ public:
+  Blackhole() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    EXPECT_EQ(::listen(fd_, 0), 0);
+    socklen_t len = sizeof sa;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len);
+    addr_ = "127.0.0.1:" + std::to_string(ntohs(sa.sin_port));
+    // Fill the queue: dials succeed until one hangs.
+    for (int i = 0; i < 16; ++i) {
+      std::error_code ec;
+      gort::net::Conn c = gort::net::dial_timeout("tcp", addr_, 100ms, ec);
+      if (ec) {
+        EXPECT_EQ(ec, std::errc::timed_out) << ec.message();
+        full_ = true;
+        break;
+      }
+      held_.push_back(std::move(c));
+    }
+    EXPECT_TRUE(full_) << "the accept queue never filled";
+  }
+  ~Blackhole() { ::close(fd_); }
+  const std::string& addr() const { return addr_; }
+
+ private:
+  int fd_ = -1;
+  bool full_ = false;
+  std::string addr_;
+  std::vector<gort::net::Conn> held_;
+};
+
+// ---- listen, dial, accept, addresses -----------------------------------------------------
+
+TEST_P(Net, EchoTcp4WithAddresses) {
+  run([] {
+    without_fd_leaks([] {
+      gort::net::Listener ln = gort::net::listen("tcp4", "127.0.0.1:0");
+      const std::string addr = ln.addr();
+      ASSERT_EQ(addr.rfind("127.0.0.1:", 0), 0u) << addr;
+      EXPECT_NE(port_of(addr), "0");
+      EXPECT_EQ(ln.network(), "tcp");
+
+      auto accepted = gort::make_chan<gort::net::Conn>(1);
+      gort::go([&ln, accepted] { accepted.send(ln.accept()); });
+      gort::net::Conn c = gort::net::dial("tcp4", addr);
+      gort::net::Conn s = *accepted.recv();
+      EXPECT_EQ(c.remote_addr(), addr);
+      EXPECT_EQ(s.local_addr(), addr);
+      EXPECT_EQ(s.remote_addr(), c.local_addr());
+      EXPECT_EQ(c.local_addr().rfind("127.0.0.1:", 0), 0u) << c.local_addr();
+
+      c.write("ping");
+      EXPECT_EQ(read_n(s, 4), "ping");
+      s.write(std::as_bytes(std::span("pong", 4)));
+      EXPECT_EQ(read_n(c, 4), "pong");
+      c.close();
+      s.close();
+
+      gort::WaitGroup wg;
+      serve_echo_once(ln, wg);
+      echo_round_trip("tcp", addr);
+      wg.wait();
+    });
+  });
+}
+
+TEST_P(Net, EchoTcp6) {
+  if (!ipv6_loopback_available()) GTEST_SKIP() << "the kernel has no IPv6 loopback";
+  run([] {
+    without_fd_leaks([] {
+      gort::net::Listener ln = gort::net::listen("tcp6", "[::1]:0");
+      const std::string addr = ln.addr();
+      ASSERT_EQ(addr.rfind("[::1]:", 0), 0u) << addr;
+      gort::WaitGroup wg;
+      wg.go([&] {
+        gort::net::Conn s = ln.accept();
+        EXPECT_EQ(s.local_addr(), addr);
+        EXPECT_EQ(s.remote_addr().rfind("[::1]:", 0), 0u) << s.remote_addr();
+        char buf[8192];
+        while (std::size_t n = s.read(std::span<char>(buf))) s.write(std::string_view(buf, n));
+      });
+      echo_round_trip("tcp6", addr);
+      wg.wait();
+      // "tcp" takes an IPv6 literal too.
+      serve_echo_once(ln, wg);
+      echo_round_trip("tcp", addr);
+      wg.wait();
+    });
+  });
+}
+
+TEST_P(Net, EchoUnix) {
+  run([] {
+    without_fd_leaks([] {
+      const std::string path = temp_socket_path();
+      {
+        gort::net::Listener ln = gort::net::listen("unix", path);
+        EXPECT_EQ(ln.addr(), path);
+        EXPECT_EQ(ln.network(), "unix");
+        struct stat st;
+        ASSERT_EQ(::stat(path.c_str(), &st), 0);
+        EXPECT_TRUE(S_ISSOCK(st.st_mode));
+
+        auto accepted = gort::make_chan<gort::net::Conn>(1);
+        gort::go([&ln, accepted] { accepted.send(ln.accept()); });
+        gort::net::Conn c = gort::net::dial("unix", path);
+        gort::net::Conn s = *accepted.recv();
+        EXPECT_EQ(c.remote_addr(), path);
+        EXPECT_EQ(c.local_addr(), "");  // an unnamed client socket, as Go reports it
+        EXPECT_EQ(s.local_addr(), path);
+        EXPECT_EQ(c.network(), "unix");
+        c.close();
+        s.close();
+
+        gort::WaitGroup wg;
+        serve_echo_once(ln, wg);
+        echo_round_trip("unix", path);
+        wg.wait();
+        // A second listener on the same path fails while the first holds it.
+        auto [ec, what] = failure([&] { gort::net::listen("unix", path); });
+        EXPECT_EQ(ec, std::errc::address_in_use) << what;
+        EXPECT_NE(what.find("listen unix " + path + ": bind:"), std::string::npos) << what;
+      }
+      struct stat st;
+      EXPECT_NE(::stat(path.c_str(), &st), 0) << "closing the listener removes its socket file";
+    });
+  });
+}
+
+TEST_P(Net, AbstractUnixSocket) {
+  run([] {
+    without_fd_leaks([] {
+      const std::string name = "@gort-net-test-" + std::to_string(::getpid()) + "-abstract";
+      gort::net::Listener ln = gort::net::listen("unix", name);
+      EXPECT_EQ(ln.addr(), name);
+      gort::WaitGroup wg;
+      serve_echo_once(ln, wg);
+      echo_round_trip("unix", name);
+      wg.wait();
+    });
+  });
+}
+
+TEST_P(Net, WildcardAndLocalhost) {
+  run([] {
+    without_fd_leaks([] {
+      // ":0" on "tcp" listens on every interface: dual-stack [::] where IPv6 exists.
+      gort::net::Listener any = gort::net::listen("tcp", ":0");
+      const std::string a = any.addr();
+      EXPECT_TRUE(a.rfind("[::]:", 0) == 0 || a.rfind("0.0.0.0:", 0) == 0) << a;
+      gort::WaitGroup wg;
+      serve_echo_once(any, wg);
+      echo_round_trip("tcp", "127.0.0.1:" + port_of(a));
+      wg.wait();
+      serve_echo_once(any, wg);
+      echo_round_trip("tcp", ":" + port_of(a));  // an empty host dials the local system
+      wg.wait();
+
+      gort::net::Listener four = gort::net::listen("tcp4", ":0");
+      EXPECT_EQ(four.addr().rfind("0.0.0.0:", 0), 0u) << four.addr();
+
+      // A host name goes through the resolver (in blocking()); Go listens on its IPv4.
+      gort::net::Listener local = gort::net::listen("tcp", "localhost:0");
+      EXPECT_EQ(local.addr().rfind("127.0.0.1:", 0), 0u) << local.addr();
+      serve_echo_once(local, wg);
+      echo_round_trip("tcp", "localhost:" + port_of(local.addr()));
+      wg.wait();
+    });
+  });
+}
+
+// ---- half-close, deadlines, close --------------------------------------------------------
+
+TEST_P(Net, EofAfterCloseWrite) {
+  run([] {
+    without_fd_leaks([] {
+      gort::net::Listener ln = gort::net::listen("tcp", "127.0.0.1:0");
+      gort::WaitGroup wg;
+      wg.go([&] {
+        gort::net::Conn s = ln.accept();
+        EXPECT_EQ(read_all(s), "request");  // ends: the client shut its side down
+        char b;
+        EXPECT_EQ(s.read(std::span<char>(&b, 1)), 0u) << "EOF stays EOF";
+        s.write("response");                 // our side is still open
+      });
+      gort::net::Conn c = gort::net::dial("tcp", ln.addr());
+      c.write("request");
+      c.close_write();
+      EXPECT_EQ(read_all(c), "response");
+      auto [ec, what] = failure([&] { c.write("more"); });
+      EXPECT_EQ(ec, std::errc::broken_pipe) << what;
+      EXPECT_NE(what.find("write tcp " + c.local_addr() + "->" + c.remote_addr() + ": write: "), std::string::npos)
+          << what;
+      wg.wait();
+    });
+  });
+}
+
+TEST_P(Net, ReadDeadline) {
+  run([] {
+    without_fd_leaks([] {
+      gort::net::Listener ln = gort::net::listen("tcp", "127.0.0.1:0");
+      gort::net::Conn c = gort::net::dial("tcp", ln.addr());
+      gort::net::Conn s = ln.accept();
+      char buf[16];
+
+      // A deadline already passed fails at once, even for the error_code overload.
+      c.set_read_deadline(Clock::now() - 1s);
+      std::error_code ec;
+      EXPECT_EQ(c.read(std::span<char>(buf), ec), 0u);
+      EXPECT_EQ(ec, std::errc::timed_out);
+      EXPECT_EQ(ec, gort::net::errc::timeout);
+
+      // A future deadline expires while the read is blocked.
+      const auto start = Clock::now();
+      c.set_read_deadline(start + 50ms);
+      auto [code, what] = failure([&] { c.read(std::span<char>(buf)); });
+      EXPECT_EQ(code, std::errc::timed_out);
+      EXPECT_GE(Clock::now() - start, 45ms);
+      EXPECT_LT(Clock::now() - start, 5s);
+      EXPECT_EQ(what, "read tcp " + c.local_addr() + "->" + c.remote_addr() + ": i/o timeout");
+
+      // Moving the deadline away (time_point{}: none) makes the conn usable again.
+      c.set_read_deadline(gort::time_point{});
+      s.write("late");
+      EXPECT_EQ(read_n(c, 4), "late");
+
+      // A deadline set by another goroutine wakes a reader already parked in IO wait.
+      gort::WaitGroup wg;
+      wg.go([&] {
+        std::error_code e;
+        c.read(std::span<char>(buf), e);
+        EXPECT_EQ(e, std::errc::timed_out);
+      });
+      wait_parked("IO wait", 1);
+      c.set_deadline(Clock::now());
+      wg.wait();
+      // The write side has its own deadline: writing still works after a read timeout.
+      c.set_deadline({});
+      c.write("ok");
+      EXPECT_EQ(read_n(s, 2), "ok");
+    });
+  });
+}
+
+TEST_P(Net, WriteDeadlineReportsPartialWrite) {
+  run([] {
+    without_fd_leaks([] {
+      gort::net::Listener ln = gort::net::listen("tcp", "127.0.0.1:0");
+      gort::net::Conn c = gort::net::dial("tcp", ln.addr());
+      gort::net::Conn s = ln.accept();  // never reads: the socket buffers fill up
+      const std::string chunk(4 << 20, 'z');
+      c.set_write_deadline(Clock::now() + 100ms);
+      std::error_code ec;
+      std::size_t total = 0, last = 0;
+      for (int i = 0; i < 64 && !ec; ++i) {  // buffers hold a few MB: this ends in a timeout
+        last = c.write(chunk, ec);
+        total += last;
+      }
+      EXPECT_EQ(ec, std::errc::timed_out);
+      EXPECT_GT(total, 0u);
+      EXPECT_LT(last, chunk.size()) << "the write that timed out reports what it wrote";
+    });
+  });
+}
+
+TEST_P(Net, CloseWakesBlockedReaderAndWriter) {
+  run([] {
+    without_fd_leaks([] {
+      gort::net::Listener ln = gort::net::listen("tcp", "127.0.0.1:0");
+      gort::net::Conn c = gort::net::dial("tcp", ln.addr());
+      gort::net::Conn s = ln.accept();
+      gort::WaitGroup wg;
+      std::string read_what, write_what;
+      wg.go([&] {
+        auto [ec, what] = failure([&] {
+          char buf[16];
+          c.read(std::span<char>(buf));
+        });
+        EXPECT_EQ(ec, gort::net::errc::closed);
+        EXPECT_EQ(ec, std::errc::bad_file_descriptor);
+        read_what = what;
+      });
+      wg.go([&] {
+        const std::string chunk(1 << 20, 'w');
+        std::error_code ec;
+        while (!ec) c.write(chunk, ec);  // fills the buffers, then parks
+        EXPECT_EQ(ec, gort::net::errc::closed);
+      });
+      wait_parked("IO wait", 2);
+      c.close();
+      wg.wait();
+      EXPECT_NE(read_what.find("use of closed network connection"), std::string::npos) << read_what;
+      EXPECT_EQ(read_what.rfind("read tcp ", 0), 0u) << read_what;
+      // Closed is closed: further calls and a second close fail the same way.
+      std::error_code ec;
+      c.close(ec);
+      EXPECT_EQ(ec, gort::net::errc::closed);
+      c.write("x", ec);
+      EXPECT_EQ(ec, gort::net::errc::closed);
+      EXPECT_THROW(c.close(), std::system_error);
+      EXPECT_FALSE(c.local_addr().empty()) << "addresses outlive close";
+      // The peer sees the connection end.
+      EXPECT_EQ(read_all(s).size() >= 0u, true);
+    });
+  });
+}
+
+TEST_P(Net, CloseListenerWakesAccept) {
+  run([] {
+    without_fd_leaks([] {
+      gort::net::Listener ln = gort::net::listen("tcp", "127.0.0.1:0");
+      const std::string addr = ln.addr();
+      auto result = gort::make_chan<std::pair<std::error_code, std::string>>(1);
+      gort::go([&ln, result] { result.send(failure([&] { ln.accept(); })); });
+      wait_parked("IO wait", 1);
+      ln.close();
+      auto [ec, what] = *result.recv();
+      EXPECT_EQ(ec, gort::net::errc::closed);
+      EXPECT_EQ(what, "accept tcp " + addr + ": use of closed network connection");
+      std::error_code again;
+      gort::net::Conn none = ln.accept(again);
+      EXPECT_EQ(again, gort::net::errc::closed);
+      EXPECT_FALSE(none);
+      // The port is free again: nobody accepts there any more.
+      std::error_code dial_ec;
+      gort::net::dial("tcp", addr, dial_ec);
+      EXPECT_EQ(dial_ec, std::errc::connection_refused);
+    });
+  });
+}
+
+TEST_P(Net, ListenerDeadline) {
+  run([] {
+    without_fd_leaks([] {
+      gort::net::Listener ln = gort::net::listen("tcp", "127.0.0.1:0");
+      ln.set_deadline(Clock::now() + 30ms);
+      std::error_code ec;
+      EXPECT_FALSE(ln.accept(ec));
+      EXPECT_EQ(ec, std::errc::timed_out);
+    });
+  });
+}
+
+TEST_P(Net, ConcurrentReadersTakeTurns) {
+  run([] {
+    without_fd_leaks([] {
+      gort::net::Listener ln = gort::net::listen("tcp", "127.0.0.1:0");
+      gort::net::Conn c = gort::net::dial("tcp", ln.addr());
+      gort::net::Conn s = ln.accept();
+      const int kReaders = 4, kBytes = scaled(200000);
+      std::atomic<long> total{0};
+      gort::WaitGroup wg;
+      for (int r = 0; r < kReaders; ++r) {
+        wg.go([&] {
+          char buf[1000];
+          std::error_code ec;
+          while (std::size_t n = c.read(std::span<char>(buf), ec)) total += long(n);
+        });
+      }
+      gort::WaitGroup writers;
+      for (int r = 0; r < kReaders; ++r) writers.go([&] { s.write(std::string(kBytes / kReaders, 'r')); });
+      writers.wait();
+      s.close_write();  // the readers read until EOF, each reading whole chunks in turn
+      wg.wait();
+      EXPECT_EQ(total.load(), long(kBytes / kReaders * kReaders));
+    });
+  });
+}
+
+// ---- errors ------------------------------------------------------------------------------
+
+TEST_P(Net, DialRefused) {
+  run([] {
+    without_fd_leaks([] {
+      std::string addr;
+      { addr = gort::net::listen("tcp", "127.0.0.1:0").addr(); }  // a port nobody listens on
+      auto [ec, what] = failure([&] { gort::net::dial("tcp", addr); });
+      EXPECT_EQ(ec, std::errc::connection_refused);
+      EXPECT_EQ(ec.value(), ECONNREFUSED);
+      EXPECT_EQ(what, "dial tcp " + addr + ": connect: " + std::system_category().message(ECONNREFUSED));
+    });
+  });
+}
+
+struct BadInput {
+  const char* network;
+  const char* address;
+  std::errc cond;
+  const char* problem;  // what the message must name
+};
+
+TEST_P(Net, MalformedAddressesAndUnknownNetworks) {
+  run([] {
+    without_fd_leaks([] {
+      const BadInput cases[] = {
+          {"tcp", "127.0.0.1", std::errc::invalid_argument, "address 127.0.0.1: missing port in address"},
+          {"tcp", "1:2:3", std::errc::invalid_argument, "address 1:2:3: too many colons in address"},
+          {"tcp", "::1:80", std::errc::invalid_argument, "too many colons in address"},
+          {"tcp", "[::1]", std::errc::invalid_argument, "missing port in address"},
+          {"tcp", "[::1:80", std::errc::invalid_argument, "bracket"},
+          {"tcp", "127.0.0.1:65536", std::errc::invalid_argument, "address 65536: invalid port"},
+          {"tcp", "127.0.0.1:-1", std::errc::invalid_argument, "invalid port"},
+          {"tcp", "127.0.0.1:no-such-service-x", std::errc::invalid_argument, "lookup tcp/no-such-service-x: unknown port"},
+          {"tcp", "", std::errc::invalid_argument, "missing address"},
+          {"unix", "", std::errc::invalid_argument, "missing address"},
+          {"tcp4", "[::1]:80", std::errc::address_family_not_supported, "no suitable address"},
+          {"tcp6", "127.0.0.1:80", std::errc::address_family_not_supported, "no suitable address"},
+          {"tcp5", "127.0.0.1:80", std::errc::invalid_argument, "tcp5: unknown network tcp5"},
+          {"udp", "127.0.0.1:80", std::errc::invalid_argument, "unknown network udp"},
+          {"", "127.0.0.1:80", std::errc::invalid_argument, "unknown network"},
+      };
+      for (const BadInput& bad : cases) {
+        SCOPED_TRACE(std::string(bad.network) + " \"" + bad.address + "\"");
+        auto [dec, dwhat] = failure([&] { gort::net::dial(bad.network, bad.address); });
+        EXPECT_EQ(dec, bad.cond) << dwhat;
+        EXPECT_EQ(dwhat.rfind("dial", 0), 0u) << dwhat;
+        EXPECT_NE(dwhat.find(bad.problem), std::string::npos) << dwhat;
+        auto [lec, lwhat] = failure([&] { gort::net::listen(bad.network, bad.address); });
+        EXPECT_EQ(lec, bad.cond) << lwhat;
+        EXPECT_EQ(lwhat.rfind("listen", 0), 0u) << lwhat;
+        EXPECT_NE(lwhat.find(bad.problem), std::string::npos) << lwhat;
+      }
+      // Go's exact text for the common case.
+      EXPECT_EQ(failure([] { gort::net::dial("tcp", "127.0.0.1"); }).second,
+                "dial tcp: address 127.0.0.1: missing port in address");
+      EXPECT_EQ(failure([] { gort::net::dial("tcp5", "x:1"); }).second, "dial tcp5: unknown network tcp5");
+      // A Unix path longer than sun_path.
+      auto [uec, uwhat] = failure([] { gort::net::listen("unix", "/tmp/" + std::string(200, 'p')); });
+      EXPECT_EQ(uec, std::errc::filename_too_long) << uwhat;
+    });
+  });
+}
+
+TEST(NetAddr, SplitAndJoinHostPort) {
+  using gort::net::join_host_port;
+  using gort::net::split_host_port;
+  EXPECT_EQ(split_host_port("127.0.0.1:80"), std::make_pair(std::string("127.0.0.1"), std::string("80")));
+  EXPECT_EQ(split_host_port("[::1]:443"), std::make_pair(std::string("::1"), std::string("443")));
+  EXPECT_EQ(split_host_port(":0"), std::make_pair(std::string(""), std::string("0")));
+  EXPECT_EQ(split_host_port("host:"), std::make_pair(std::string("host"), std::string("")));
+  EXPECT_EQ(join_host_port("::1", "80"), "[::1]:80");
+  EXPECT_EQ(join_host_port("example.com", "80"), "example.com:80");
+  for (const char* bad : {"nohost", "a:b:c", "[::1", "[::1]80", "x]:80", "[a]:[80"}) {
+    SCOPED_TRACE(bad);
+    auto [ec, what] = failure([&] { split_host_port(bad); });
+    EXPECT_EQ(ec, std::errc::invalid_argument);
+    EXPECT_EQ(what.rfind(std::string("address ") + bad + ": ", 0), 0u) << what;
+  }
+}
+
+TEST_P(Net, ErrorCodeOverloadsDoNotThrow) {
+  run([] {
+    without_fd_leaks([] {
+      std::error_code ec;
+      gort::net::Listener bad_ln;
+      EXPECT_NO_THROW(bad_ln = gort::net::listen("tcp", "127.0.0.1", ec));
+      EXPECT_EQ(ec, gort::net::errc::missing_port);
+      EXPECT_FALSE(bad_ln);
+      gort::net::Conn none;
+      EXPECT_NO_THROW(none = gort::net::dial("tcp9", "127.0.0.1:1", ec));
+      EXPECT_EQ(ec, gort::net::errc::unknown_network);
+      EXPECT_FALSE(none);
+
+      std::string addr;
+      { addr = gort::net::listen("tcp", "127.0.0.1:0").addr(); }
+      EXPECT_NO_THROW(none = gort::net::dial("tcp", addr, ec));
+      EXPECT_EQ(ec, std::errc::connection_refused);
+      EXPECT_NO_THROW(none = gort::net::dial(gort::background(), "tcp", addr, ec));
+      EXPECT_EQ(ec, std::errc::connection_refused);
+
+      // Every call on a Conn or Listener that is closed (or never was open).
+      char buf[4];
+      gort::net::Conn empty;
+      EXPECT_NO_THROW(empty.read(std::span<char>(buf), ec));
+      EXPECT_EQ(ec, gort::net::errc::closed);
+      EXPECT_NO_THROW(empty.write("x", ec));
+      EXPECT_EQ(ec, gort::net::errc::closed);
+      EXPECT_NO_THROW(empty.close_write(ec));
+      EXPECT_EQ(ec, gort::net::errc::closed);
+      EXPECT_NO_THROW(empty.set_deadline(Clock::now(), ec));
+      EXPECT_EQ(ec, gort::net::errc::closed);
+      EXPECT_NO_THROW(empty.close(ec));
+      EXPECT_EQ(ec, gort::net::errc::closed);
+      EXPECT_THROW(empty.read(std::span<char>(buf)), std::system_error);
+
+      gort::net::Listener ln = gort::net::listen("tcp", "127.0.0.1:0", ec);
+      EXPECT_FALSE(ec);
+      ASSERT_TRUE(ln);
+      gort::net::Conn c = gort::net::dial("tcp", ln.addr(), ec);
+      EXPECT_FALSE(ec);
+      gort::net::Conn s = ln.accept(ec);
+      EXPECT_FALSE(ec);
+      EXPECT_EQ(c.write("abc", ec), 3u);
+      EXPECT_FALSE(ec);
+      EXPECT_EQ(read_n(s, 3), "abc");
+      c.close(ec);
+      EXPECT_FALSE(ec);
+      EXPECT_NO_THROW(c.read(std::span<char>(buf), ec));
+      EXPECT_EQ(ec, gort::net::errc::closed);
+      EXPECT_NO_THROW(c.set_read_deadline(Clock::now(), ec));
+      EXPECT_EQ(ec, gort::net::errc::closed);
+      ln.close(ec);
+      EXPECT_FALSE(ec);
+      EXPECT_NO_THROW(ln.accept(ec));
+      EXPECT_EQ(ec, gort::net::errc::closed);
+      EXPECT_NO_THROW(ln.close(ec));
+      EXPECT_EQ(ec, gort::net::errc::closed);
+      EXPECT_NO_THROW(ln.set_deadline(Clock::now(), ec));
+      EXPECT_EQ(ec, gort::net::errc::closed);
+    });
+  });
+}
+
+TEST_P(Net, MoveAndDestroyClose) {
+  run([] {
+    without_fd_leaks([] {
+      gort::net::Listener ln = gort::net::listen("tcp", "127.0.0.1:0");
+      gort::net::Conn c = gort::net::dial("tcp", ln.addr());
+      gort::net::Conn s = ln.accept();
+      gort::net::Conn moved = std::move(c);
+      EXPECT_FALSE(c);  // NOLINT(bugprone-use-after-move): moved-from is empty
+      EXPECT_TRUE(moved);
+      moved.write("m");
+      EXPECT_EQ(read_n(s, 1), "m");
+      moved = gort::net::Conn();  // assignment closes what it held: the peer reads EOF
+      EXPECT_EQ(read_all(s), "");
+      gort::net::Listener other = std::move(ln);
+      EXPECT_FALSE(ln);  // NOLINT(bugprone-use-after-move)
+      const std::string addr = other.addr();
+      { gort::net::Listener gone = std::move(other); }  // destroyed: closed
+      std::error_code ec;
+      gort::net::dial("tcp", addr, ec);
+      EXPECT_EQ(ec, std::errc::connection_refused);
+    });
+  });
+}
+
+// ---- contexts ----------------------------------------------------------------------------
+
+TEST_P(Net, DialWithCanceledContext) {
+  run([] {
+    without_fd_leaks([] {
+      gort::net::Listener ln = gort::net::listen("tcp", "127.0.0.1:0");
+      auto [ctx, cancel] = gort::with_cancel(gort::background());
+      cancel();
+      auto [ec, what] = failure([&] { gort::net::dial(ctx, "tcp", ln.addr()); });
+      EXPECT_EQ(ec, std::errc::operation_canceled) << what;
+      EXPECT_EQ(ec, gort::errc::canceled);
+      EXPECT_NE(what.find("dial tcp " + ln.addr()), std::string::npos) << what;
+      // A live context dials normally.
+      auto [live, stop] = gort::with_cancel(gort::background());
+      gort::net::Conn c = gort::net::dial(live, "tcp", ln.addr());
+      EXPECT_TRUE(c);
+      stop();
+    });
+  });
+}
+
+TEST_P(Net, CancelAbortsPendingDial) {
+  run([] {
+    without_fd_leaks([] {
+      Blackhole hole;
+      auto [ctx, cancel] = gort::with_cancel(gort::background());
+      auto result = gort::make_chan<std::error_code>(1);
+      gort::go([ctx = ctx, addr = hole.addr(), result] {
+        std::error_code ec;
+        gort::net::dial(ctx, "tcp", addr, ec);
+        result.send(ec);
+      });
+      wait_parked("IO wait", 1);  // the connect is pending on the poller
+      const auto start = Clock::now();
+      cancel();
+      const std::error_code ec = *result.recv();
+      EXPECT_EQ(ec, std::errc::operation_canceled) << ec.message();
+      EXPECT_LT(Clock::now() - start, 2s);
+    });
+  });
+}
+
+TEST_P(Net, ContextDeadlineAbortsPendingDial) {
+  run([] {
+    without_fd_leaks([] {
+      Blackhole hole;
+      const auto start = Clock::now();
+      auto [ctx, cancel] = gort::with_timeout(gort::background(), 80ms);
+      auto [ec, what] = failure([&] { gort::net::dial(ctx, "tcp", hole.addr()); });
+      EXPECT_EQ(ec, std::errc::timed_out) << what;
+      EXPECT_GE(Clock::now() - start, 70ms);
+      EXPECT_LT(Clock::now() - start, 3s);
+      EXPECT_NE(what.find("dial tcp " + hole.addr()), std::string::npos) << what;
+      cancel();
+      std::error_code tec;
+      gort::net::dial_timeout("tcp", hole.addr(), 30ms, tec);
+      EXPECT_EQ(tec, std::errc::timed_out);
+    });
+  });
+}
+
+// ---- servers under misbehaving clients, plain threads, load ------------------------------
+
+TEST_P(Net, ClientsVanishMidRequest) {
+  run([] {
+    without_fd_leaks([] {
+      gort::net::Listener ln = gort::net::listen("tcp", "127.0.0.1:0");
+      const std::string addr = ln.addr();
+      std::atomic<int> vanished{0}, served{0};
+      gort::WaitGroup server;
+      // The server: a goroutine per connection reading a 16-byte request, answering it.
+      server.go([&] {
+        gort::WaitGroup handlers;
+        for (;;) {
+          std::error_code ec;
+          gort::net::Conn c = ln.accept(ec);
+          if (ec) break;
+          handlers.go([&vanished, &served, accepted = std::move(c)]() mutable {
+            // A local, so it is closed before done(): the lambda's captures die after it.
+            gort::net::Conn c = std::move(accepted);
+            std::string req(16, '\0');
+            std::size_t got = 0;
+            std::error_code rec;
+            while (got < req.size()) {
+              const std::size_t n = c.read(std::span<char>(req).subspan(got), rec);
+              if (n == 0) break;
+              got += n;
+            }
+            if (got < req.size()) {
+              EXPECT_TRUE(!rec || rec == std::errc::connection_reset) << rec.message();
+              ++vanished;
+              return;
+            }
+            c.write("answer:" + req, rec);
+            ++served;
+          });
+        }
+        handlers.wait();
+      });
+      const int rounds = scaled(50);
+      for (int i = 0; i < rounds; ++i) {
+        {  // half a request, then gone: the server reads EOF
+          gort::net::Conn c = gort::net::dial("tcp", addr);
+          c.write("partial");
+        }
+        {  // half a request, then an abortive close (RST): ECONNRESET, or EOF if it raced
+          const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+          sockaddr_in sa{};
+          sa.sin_family = AF_INET;
+          sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+          sa.sin_port = htons(std::uint16_t(std::stoi(port_of(addr))));
+          ASSERT_EQ(gort::blocking([&] { return ::connect(s, reinterpret_cast<sockaddr*>(&sa), sizeof sa); }), 0);
+          ASSERT_EQ(::send(s, "half", 4, MSG_NOSIGNAL), 4);
+          linger lg{1, 0};
+          ::setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+          ::close(s);
+        }
+        // And a well-behaved client still gets its answer.
+        gort::net::Conn c = gort::net::dial("tcp", addr);
+        c.write("0123456789abcdef");
+        EXPECT_EQ(read_n(c, 23), "answer:0123456789abcdef");
+      }
+      ln.close();
+      server.wait();
+      EXPECT_EQ(served.load(), rounds);
+      EXPECT_EQ(vanished.load(), 2 * rounds);
+    });
+  });
+}
+
+TEST_P(Net, PlainThreadDialsAGoroutineServer) {
+  run([] {
+    without_fd_leaks([] {
+      gort::net::Listener ln = gort::net::listen("tcp", "127.0.0.1:0");
+      gort::WaitGroup wg;
+      serve_echo_once(ln, wg);
+      auto done = gort::make_chan<std::string>(1);
+      std::thread t([addr = ln.addr(), done] {
+        std::string got;
+        try {
+          gort::net::Conn c = gort::net::dial("tcp", addr);  // blocks this thread, not a P
+          c.write("from a thread");
+          c.close_write();
+          got = read_all(c);
+        } catch (const std::exception& e) {
+          got = e.what();
+        }
+        done.send(got);
+      });
+      EXPECT_EQ(*done.recv(), "from a thread");
+      t.join();
+      wg.wait();
+    });
+  });
+}
+
+TEST_P(Net, AcceptBacksOffWhenOutOfDescriptors) {
+  run([] {
+    without_fd_leaks([] {
+      gort::net::Listener ln = gort::net::listen("tcp", "127.0.0.1:0");
+      gort::net::Conn c = gort::net::dial("tcp", ln.addr());  // queued, waiting for accept
+      rlimit saved;
+      ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+      // The lowest free descriptor: with the limit there, accept4 gets EMFILE.
+      const int lowest = ::dup(0);
+      ASSERT_GE(lowest, 0);
+      ::close(lowest);
+      rlimit low = saved;
+      low.rlim_cur = rlim_t(lowest);
+      ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+      auto accepted = gort::make_chan<std::error_code>(1);
+      gort::go([&ln, accepted] {
+        std::error_code ec;
+        gort::net::Conn s = ln.accept(ec);  // EMFILE: sleeps and retries instead of failing
+        accepted.send(ec);
+      });
+      wait_parked("sleep", 1);  // backing off
+      EXPECT_EQ(accepted.len(), 0u);
+      ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+      EXPECT_FALSE(*accepted.recv());
+    });
+  });
+}
+
+TEST_P(NetStress, ManyConcurrentConnections) {
+  run([] {
+    // Each connection costs two descriptors here (both ends live in this process).
+    rlimit lim;
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &lim), 0);
+    lim.rlim_cur = lim.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+    const long room = (long(lim.rlim_cur) - open_fds() - 100) / 2;
+    const int n = int(std::min<long>(scaled(10000), room));
+    ASSERT_GT(n, 100) << "RLIMIT_NOFILE is too low for a stress test";
+
+    without_fd_leaks([n] {
+      gort::net::Listener ln = gort::net::listen("tcp", "127.0.0.1:0");
+      const std::string addr = ln.addr();
+      const int base = open_fds();
+      std::atomic<int> served{0};
+      gort::WaitGroup server;
+      server.go([&] {
+        for (int i = 0; i < n; ++i) {
+          gort::net::Conn c = ln.accept();
+          server.go([&served, accepted = std::move(c)]() mutable {
+            gort::net::Conn c = std::move(accepted);  // closed before done()
+            std::string req = read_n(c, 8);
+            c.write(req);
+            if (read_all(c).empty()) ++served;  // held open until the client closes
+          });
+        }
+      });
+      gort::WaitGroup clients, echoed;
+      auto release = gort::make_chan<std::monostate>();
+      gort::Semaphore dialing(512);  // under the listen backlog: no SYN is dropped
+      std::atomic<int> ok{0};
+      echoed.add(n);
+      for (int i = 0; i < n; ++i) {
+        clients.go([&, i] {
+          dialing.acquire();
+          gort::net::Conn c = gort::net::dial("tcp", addr);
+          dialing.release();
+          char id[9];
+          std::snprintf(id, sizeof id, "%08d", i);
+          c.write(std::string_view(id, 8));
+          if (read_n(c, 8) == std::string_view(id, 8)) ++ok;
+          echoed.done();
+          release.recv();  // hold the connection until every client got its echo
+        });
+      }
+      echoed.wait();
+      EXPECT_EQ(ok.load(), n);
+      EXPECT_GE(open_fds(), base + 2 * n) << "all connections are open at once";
+      release.close();
+      clients.wait();
+      server.wait();
+      EXPECT_EQ(served.load(), n);
+      EXPECT_EQ(open_fds(), base);
+    });
+  });
+}
+
+}  // namespace
