@@ -15,6 +15,8 @@
 #include <gort/net.hpp>
 #include <gort/runtime.hpp>
 
+#include "net/fd.hpp"
+
 namespace gort::net_impl {
 
 namespace {
@@ -127,7 +129,7 @@ std::vector<SockAddr> lookup_host(Network net, const std::string& host, std::uin
   int saved_errno = 0;
   const int rc = gort::blocking([&] {
     int r = getaddrinfo(host.c_str(), nullptr, &hints, &res);
-    saved_errno = errno;
+    saved_errno = detail::last_errno();  // (see fd.hpp)
     return r;
   });
   if (rc != 0) {

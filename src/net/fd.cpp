@@ -3,6 +3,10 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+
+#include "sched/sanitizer.hpp"
+
 namespace gort::detail {
 
 bool NetFd::acquire() noexcept {
@@ -50,6 +54,14 @@ void NetFd::drop_owner() noexcept {
 void NetFd::destroy() noexcept {
   netpoll::release(pd);
   ::close(sysfd);  // once released, no late event of ours can reach the next fd's user
+}
+
+int last_errno() noexcept {
+  // errno is this thread's, just set by the failed call. TSan sees only that the thread's
+  // TLS was created by the thread and is now read by a goroutine's fiber, with no edge
+  // between them (fibers switch without one), and would report that as a race.
+  [[maybe_unused]] sched::san::IgnoreAccesses ignore;
+  return errno;
 }
 
 std::int64_t deadline_ns(time_point t) noexcept {

@@ -30,6 +30,12 @@
 
 namespace gort::detail {
 
+// errno of the calling thread. Read errno only through this, right after the failed call:
+// a goroutine may resume on another thread after any park, and since __errno_location()
+// is declared const, the compiler may compute errno's address once per function, before
+// a park — and then read another thread's errno. Not inlined, so that cannot happen.
+[[gnu::noinline]] int last_errno() noexcept;
+
 struct NetFd {
   NetFd(int fd, netpoll::PollDesc* p, std::string_view network) noexcept : sysfd(fd), pd(p), net(network) {}
   NetFd(const NetFd&) = delete;
@@ -58,7 +64,7 @@ struct NetFd {
       }
       ssize_t n = sys();
       if (n >= 0) return n;
-      const int e = errno;
+      const int e = last_errno();
       if (e == EINTR) continue;
       if (e != EAGAIN && e != EWOULDBLOCK) {
         ec.assign(e, std::system_category());

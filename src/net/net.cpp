@@ -39,6 +39,7 @@ namespace net {
 
 namespace {
 
+using detail::last_errno;
 using detail::NetFd;
 using net_impl::Failure;
 using net_impl::Network;
@@ -224,7 +225,7 @@ bool wait_connect(NetFd* fd, const Context* ctx, Failure& f) {
     int soerr = 0;
     socklen_t len = sizeof soerr;
     if (::getsockopt(fd->sysfd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0) {
-      err = errno;
+      err = last_errno();
       break;
     }
     if (soerr == EINPROGRESS || soerr == EALREADY || soerr == EINTR) continue;
@@ -236,8 +237,8 @@ bool wait_connect(NetFd* fd, const Context* ctx, Failure& f) {
     sockaddr_storage peer;
     socklen_t plen = sizeof peer;
     if (::getpeername(fd->sysfd, reinterpret_cast<sockaddr*>(&peer), &plen) == 0) break;
-    if (errno != ENOTCONN) {
-      err = errno;
+    if (last_errno() != ENOTCONN) {
+      err = last_errno();
       break;
     }
   }
@@ -266,12 +267,12 @@ bool wait_connect(NetFd* fd, const Context* ctx, Failure& f) {
 NetFd* connect_one(Network net, const SockAddr& ra, const Context* ctx, Failure& f) {
   const int s = ::socket(ra.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (s < 0) {
-    f.sys("socket", errno);
+    f.sys("socket", last_errno());
     return nullptr;
   }
   if (ra.family() == AF_INET6) set_int(s, IPPROTO_IPV6, IPV6_V6ONLY, net == Network::tcp6);
   const int r = ::connect(s, ra.get(), ra.len);
-  const int err = r == 0 ? 0 : errno;
+  const int err = r == 0 ? 0 : last_errno();
   // EINTR: the connect goes on asynchronously (Go treats it as EINPROGRESS). A Unix
   // socket's EAGAIN (a full backlog) is an error, as in Go.
   const bool pending = err == EINPROGRESS || err == EALREADY || err == EINTR;
@@ -341,23 +342,23 @@ NetFd* listen_fd(std::string_view network, std::string_view address, Failure& f)
   int s = -1;
   for (; i < addrs.size(); ++i) {
     s = ::socket(addrs[i].family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s >= 0 || errno != EAFNOSUPPORT || i + 1 == addrs.size()) break;
+    if (s >= 0 || last_errno() != EAFNOSUPPORT || i + 1 == addrs.size()) break;
   }
   if (s < 0) {
-    f.sys("socket", errno);
+    f.sys("socket", last_errno());
     return nullptr;
   }
   const SockAddr& la = addrs[i];
   if (la.family() == AF_INET6) set_int(s, IPPROTO_IPV6, IPV6_V6ONLY, *net == Network::tcp6);
   if (*net != Network::unix_stream) set_int(s, SOL_SOCKET, SO_REUSEADDR, 1);
   if (::bind(s, la.get(), la.len) != 0) {
-    f.sys("bind", errno);
+    f.sys("bind", last_errno());
     ::close(s);
     return nullptr;
   }
   const bool file = *net == Network::unix_stream && address[0] != '@';
   if (::listen(s, listen_backlog()) != 0) {
-    f.sys("listen", errno);
+    f.sys("listen", last_errno());
     ::close(s);
     if (file) ::unlink(std::string(address).c_str());
     return nullptr;
@@ -473,7 +474,7 @@ void Conn::close_write(std::error_code& ec) noexcept {
     ec = errc::closed;
     return;
   }
-  if (::shutdown(fd->sysfd, SHUT_WR) != 0) ec.assign(errno, std::system_category());
+  if (::shutdown(fd->sysfd, SHUT_WR) != 0) ec.assign(last_errno(), std::system_category());
   fd->release();
 }
 
