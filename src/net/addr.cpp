@@ -8,6 +8,7 @@
 #include <sys/un.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstddef>
 #include <cstring>
 #include <memory>
@@ -67,9 +68,9 @@ std::optional<SockAddr> parse_ip(const std::string& host, std::uint16_t port) {
     const std::string zone = host.substr(pct + 1);
     if (zone.empty()) return std::nullopt;
     scope = if_nametoindex(zone.c_str());
-    if (scope == 0) {  // a numeric zone, as Go accepts
-      if (zone.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
-      scope = static_cast<std::uint32_t>(std::stoul(zone));
+    if (scope == 0) {  // a numeric zone, as Go accepts (from_chars: no errno, no throw)
+      const auto [end, err] = std::from_chars(zone.data(), zone.data() + zone.size(), scope);
+      if (err != std::errc() || end != zone.data() + zone.size()) return std::nullopt;
     }
   }
   in6_addr a6;
