@@ -163,6 +163,7 @@ std::size_t chan_len(const ChanCore* c) noexcept { return c ? c->count.load(std:
 std::size_t chan_cap(const ChanCore* c) noexcept { return c ? c->cap : 0; }
 
 void chan_send(ChanCore* c, void* elem) {
+  sched::preempt_check();
   if (!c) block_forever(WaitReason::chan_send_nil);
   c->lock.lock();
   if (c->closed) {
@@ -190,6 +191,7 @@ void chan_send(ChanCore* c, void* elem) {
 }
 
 bool chan_recv(ChanCore* c, void* out) {
+  sched::preempt_check();
   if (!c) block_forever(WaitReason::chan_receive_nil);
   c->lock.lock();
   if (ChanWaiter* s = dequeue(c->sendq)) {
@@ -313,6 +315,7 @@ constexpr int kSmallSelect = 16;
 }  // namespace
 
 int select_impl(SelectOp* ops, int n, bool block_ok) {
+  sched::preempt_check();
   // Small selects keep their bookkeeping on the stack.
   // Small selects keep their bookkeeping on the stack; waiters are constructed only if
   // the select has to wait.

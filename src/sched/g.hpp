@@ -65,7 +65,7 @@ struct alignas(64) G {
   std::atomic<GStatus> status{GStatus::idle};
   WaitReason wait_reason = WaitReason::none;
   bool started = false;                // has run at least once (ctx is a real frame)
-  bool preempt = false;                // set by sysmon: yield at the next runtime call
+  std::atomic<bool> preempt{false};    // set by sysmon: yield at the next runtime call
   std::int32_t lock_count = 0;         // lock_os_thread nesting
   std::int64_t id = 0;
   std::int64_t wait_since_ns = 0;

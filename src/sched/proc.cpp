@@ -21,8 +21,11 @@
 #include <stdexcept>
 #include <string>
 
+#include "debug/hooks.hpp"
+#include "debug/trace.hpp"
 #include "sched/sanitizer.hpp"
 #include "sched/sched.hpp"
+#include "netpoll/netpoll.hpp"
 #include "sched/waiter.hpp"
 #include "time/heap.hpp"
 
@@ -194,9 +197,22 @@ void retire_p_locked(Runtime* rt, P* p) {
   time_impl::move_all(p->timers, rt->allp[0].load(std::memory_order_relaxed)->timers);  // P 0 never retires
   p->status.store(PStatus::dead, std::memory_order_relaxed);
   p->m = nullptr;
+  if (P* c = p->covers.load(std::memory_order_relaxed)) {
+    c->stand_in.store(nullptr, std::memory_order_relaxed);
+    p->covers.store(nullptr, std::memory_order_relaxed);
+    --rt->noverflow;
+  }
 }
 
-bool p_is_retired(Runtime* rt, P* p) { return p->id >= rt->gomaxprocs.load(std::memory_order_relaxed); }
+// True when p must stop running goroutines: beyond gomaxprocs, or a stand-in whose stuck P
+// has moved on.
+bool p_is_retired(Runtime* rt, P* p) {
+  if (P* c = p->covers.load(std::memory_order_relaxed)) {
+    return c->sched_seq.load(std::memory_order_relaxed) != p->covers_seq ||
+           c->status.load(std::memory_order_relaxed) != PStatus::running;
+  }
+  return p->id >= rt->gomaxprocs.load(std::memory_order_relaxed);
+}
 
 // ---- threads ---------------------------------------------------------------------------
 
@@ -292,6 +308,7 @@ void checkdead_locked(Runtime* rt) {
   if (rt->stopping.load(std::memory_order_relaxed)) return;
   if (rt->mcount - rt->nmidle - rt->nmidlelocked > 0) return;
   if (rt->runq_size.load(std::memory_order_relaxed) > 0 || any_local_work(rt) || any_timers(rt)) return;
+  if (netpoll::waiters() > 0) return;  // an fd may become ready
   const std::int32_t threads = process_threads();
   if (threads == 0) return;
   const std::int64_t others = std::int64_t(threads) - rt->threads_at_start - rt->mcount;
@@ -350,6 +367,23 @@ void handoffp(Runtime* rt, P* p) {
   }
   pidleput_locked(rt, p);
   rt->lock.unlock();
+  // Its timers now have no M: make sure one sleeps until the earliest.
+  if (const std::int64_t when = p->timers.timer0_when.load(std::memory_order_acquire)) timer_added(rt, when);
+}
+
+// Makes goroutines the poller or sysmon readied runnable: onto the global queue, then
+// wakes Ms for idle Ps (Go's injectglist).
+void inject_glist(Runtime* rt, GQueue& q) {
+  if (q.empty()) return;
+  for (G* g = q.head; g; g = g->link) {
+    san::release(g);
+    g->status.store(GStatus::runnable, std::memory_order_release);
+  }
+  {
+    RuntimeLockGuard l(rt->lock);
+    globrunqput_batch_locked(rt, q);
+  }
+  wakep(rt);
 }
 
 // ---- switching -------------------------------------------------------------------------
@@ -491,6 +525,7 @@ void switch_context(M* m, G* from, G* to) {
       san::start_switch(dying ? nullptr : &from->asan_fake_stack, to->stack.lo, to->stack.size());
     }
   }
+  if (trace::enabled()) trace::go_switch(m, from, to);
   gort_ctx_switch(&from->ctx, &to->ctx);
   after_switch();
 }
@@ -506,6 +541,7 @@ void prepare_first_run(Runtime* rt, M* m, G* g) {
       g->stack = m->p->stacks.get(rt->stacks);
     }
   }
+  if constexpr (san::asan) san::unpoison(g->stack.lo, g->stack.size());
   arch::make_context(g->ctx, g->stack.hi, &g_entry, g);
   g->started = true;
   g->deepest_sp = nullptr;
@@ -514,6 +550,8 @@ void prepare_first_run(Runtime* rt, M* m, G* g) {
 
 void set_running(M* m, G* g) {
   g->status.store(GStatus::running, std::memory_order_relaxed);
+  g->preempt.store(false, std::memory_order_relaxed);  // a request for its last run is moot
+  if (P* p = m->p) p->sched_seq.store(p->sched_seq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   if (!g->started) prepare_first_run(g_rt.load(std::memory_order_relaxed), m, g);
 }
 
@@ -604,6 +642,7 @@ G* steal_work(Runtime* rt, M* m) {
       if (!victim || victim == p) continue;
       if (G* g = p->runq.steal_from(victim->runq, last)) {
         owner_bump(p->n_steals);
+        if (trace::enabled()) trace::steal(p, victim, 1 + p->runq.approx_size());
         owner_bump(p->n_stolen_gs, 1 + p->runq.approx_size());
         return g;
       }
@@ -652,15 +691,22 @@ int run_others_timers(Runtime* rt, P* self) noexcept {
   return fired;
 }
 
-// With timers pending and no M already waiting for them, this M (holding no P) sleeps
-// until the earliest one is due, then takes an idle P to run it. Returns true if it
+// With timers pending or fds watched, and no M already waiting for them, this M (holding
+// no P) sleeps until the earliest timer is due — in the netpoller when fds are watched, so
+// a ready fd wakes it too — then takes an idle P to run what it found. Returns true if it
 // took a P (the caller looks for work again), false if the caller should stopm.
 bool sleep_until_timer(Runtime* rt, M* m) {
-  if (earliest_timer(rt) == 0) return false;
+  const bool poll = netpoll::initialized() && netpoll::waiters() > 0;
+  if (!poll && earliest_timer(rt) == 0) return false;
   {
     RuntimeLockGuard l(rt->timer_lock);
-    if (rt->timer_sleeper) return false;
+    if (rt->timer_sleeper) {
+      // A sleeper that only waits for a timer must now watch fds too: wake it to re-decide.
+      if (poll && !rt->timer_sleeper_polls) rt->timer_sleeper->park.wakeup();
+      return false;
+    }
     rt->timer_sleeper = m;
+    rt->timer_sleeper_polls = poll;
     m->park.clear();
     // Publish before the final look, so a timer added from now on wakes us (timer_added).
     rt->timer_sleep_until = std::numeric_limits<std::int64_t>::max();
@@ -670,22 +716,34 @@ bool sleep_until_timer(Runtime* rt, M* m) {
     RuntimeLockGuard l(rt->timer_lock);
     rt->timer_sleep_until = next == 0 ? std::numeric_limits<std::int64_t>::max() : next;
   }
-  while (!m->park.woken() && monotonic_ns() < next - 1'000'000 && rt->stacks.trim_excess(16) > 0) {}
-  if (next != 0 && next > monotonic_ns() && !rt->stopping.load(std::memory_order_acquire)) {
-    rt->n_thread_parks.fetch_add(1, std::memory_order_relaxed);
-    m->park.sleep_until(next);
+  GQueue ready;
+  if (poll) {
+    if (!rt->stopping.load(std::memory_order_acquire)) {
+      const std::int64_t now = monotonic_ns();
+      rt->n_thread_parks.fetch_add(1, std::memory_order_relaxed);
+      netpoll::poll(next == 0 ? -1 : std::max<std::int64_t>(next - now, 0), ready);
+    }
+  } else {
+    while (!m->park.woken() && monotonic_ns() < next - 1'000'000 && rt->stacks.trim_excess(16) > 0) {}
+    if (next != 0 && next > monotonic_ns() && !rt->stopping.load(std::memory_order_acquire)) {
+      rt->n_thread_parks.fetch_add(1, std::memory_order_relaxed);
+      m->park.sleep_until(next);
+    }
   }
   {
     RuntimeLockGuard l(rt->timer_lock);
     rt->timer_sleeper = nullptr;
+    rt->timer_sleeper_polls = false;
   }
+  P* np = nullptr;
+  if (!rt->stopping.load(std::memory_order_acquire)) {
+    RuntimeLockGuard l(rt->lock);
+    np = pidleget_locked(rt);
+  }
+  if (np) acquirep(m, np);
+  inject_glist(rt, ready);  // with our P, findrunnable takes them from the global queue
   if (rt->stopping.load(std::memory_order_acquire)) return true;  // the loop sees it
-  RuntimeLockGuard l(rt->lock);
-  if (P* np = pidleget_locked(rt)) {
-    acquirep(m, np);
-    return true;
-  }
-  return false;  // every P is busy: each runs its own timers as it schedules
+  return np != nullptr;  // else every P is busy: each runs its own timers as it schedules
 }
 
 // Blocks until there is a G for this M to run; nullptr once the runtime stops.
@@ -695,6 +753,14 @@ G* findrunnable(Runtime* rt, M* m) {
     if (rt->stopping.load(std::memory_order_acquire)) return nullptr;
     P* p = m->p;
     if (!p) {
+      // A G that parked inside blocking() left its P in syscall state: nobody returns for it.
+      if (P* op = std::exchange(m->oldp, nullptr)) {
+        PStatus s = PStatus::syscall;
+        if (op->status.compare_exchange_strong(s, PStatus::idle, std::memory_order_acq_rel)) handoffp(rt, op);
+      }
+      // Our P retired under us while spinning: stop spinning before sleeping, or wakep
+      // would wait forever for a spinner that is asleep.
+      if (m->spinning) reset_spinning(rt, m);
       stopm(rt, m);
       continue;
     }
@@ -710,6 +776,17 @@ G* findrunnable(Runtime* rt, M* m) {
     if (rt->runq_size.load(std::memory_order_relaxed) > 0) {
       RuntimeLockGuard l(rt->lock);
       if (G* g = globrunqget_locked(rt, p, 0)) return g;
+    }
+    // Ready fds, without blocking, unless an M is blocked in the poller already.
+    if (netpoll::waiters() > 0 && netpoll::last_poll_ns() != 0) {
+      GQueue q;
+      if (netpoll::poll(0, q) > 0) {
+        G* g = q.pop_front();
+        san::release(g);
+        g->status.store(GStatus::runnable, std::memory_order_release);
+        inject_glist(rt, q);
+        return g;
+      }
     }
     // Due timers of other Ps (idle ones have nobody else to run them); what they ready
     // lands in our queue.
@@ -756,6 +833,142 @@ G* findrunnable(Runtime* rt, M* m) {
     }
     if (sleep_until_timer(rt, m)) continue;
     stopm(rt, m);
+  }
+}
+
+// ---- sysmon ----------------------------------------------------------------------------
+
+// Lends a stand-in P for `stuck` (see "Overflow Ps" in sched.hpp) and starts an M on it.
+void lend_overflow(Runtime* rt, P* stuck, std::uint32_t seq) {
+  P* p = nullptr;
+  {
+    RuntimeLockGuard l(rt->lock);
+    if (rt->stopping.load(std::memory_order_relaxed) || stuck->stand_in.load(std::memory_order_relaxed) ||
+        rt->noverflow >= kMaxOverflowPs)
+      return;
+    const std::int32_t n = rt->gomaxprocs.load(std::memory_order_relaxed);
+    std::int32_t id = n;
+    for (; id < kMaxProcs; ++id) {
+      P* c = rt->allp[id].load(std::memory_order_relaxed);
+      if (!c || (c->status.load(std::memory_order_relaxed) == PStatus::dead && !c->covers.load(std::memory_order_relaxed))) {
+        p = c;
+        break;
+      }
+    }
+    if (id == kMaxProcs) return;
+    if (!p) {
+      p = new P;
+      p->id = id;
+      rt->allp[id].store(p, std::memory_order_release);
+      if (id >= rt->nallp.load(std::memory_order_relaxed)) rt->nallp.store(id + 1, std::memory_order_release);
+    }
+    p->covers_seq = seq;
+    p->covers.store(stuck, std::memory_order_relaxed);
+    stuck->stand_in.store(p, std::memory_order_relaxed);
+    p->status.store(PStatus::running, std::memory_order_relaxed);
+    ++rt->noverflow;
+  }
+  rt->n_preemptions.fetch_add(1, std::memory_order_relaxed);
+  startm(rt, p, false);
+}
+
+// What sysmon last saw of a P: the sequence numbers, and since when they have not moved.
+struct SysmonTick {
+  std::uint32_t sched_seq = 0, syscall_seq = 0;
+  std::int64_t sched_since = 0, syscall_since = 0;
+};
+
+// Go's retake: takes Ps from Ms blocked in blocking() for over a tick when work waits,
+// asks Gs running over 10 ms to yield, and lends stand-ins to Ps stuck behind one.
+// Returns whether it did anything.
+bool retake(Runtime* rt, std::int64_t now, std::vector<SysmonTick>& seen) {
+  bool acted = false;
+  const std::int32_t n = rt->nallp.load(std::memory_order_acquire);
+  if (seen.size() < std::size_t(n)) seen.resize(std::size_t(n));
+  for (std::int32_t i = 0; i < n; ++i) {
+    P* p = rt->allp[i].load(std::memory_order_acquire);
+    if (!p) continue;
+    SysmonTick& t = seen[std::size_t(i)];
+    const PStatus s = p->status.load(std::memory_order_acquire);
+    if (s == PStatus::syscall) {
+      const std::uint32_t sc = p->syscall_seq.load(std::memory_order_relaxed);
+      if (t.syscall_seq != sc) {
+        t.syscall_seq = sc;
+        t.syscall_since = now;
+        continue;
+      }
+      // Leave it to its M if nothing waits, someone else is free to look, and not 10 ms yet.
+      if (p->runq.empty() && p->timers.timer0_when.load(std::memory_order_relaxed) == 0 &&
+          rt->nmspinning.load(std::memory_order_relaxed) + rt->npidle.load(std::memory_order_relaxed) > 0 &&
+          now - t.syscall_since < kForcePreemptNs)
+        continue;
+      PStatus expect = PStatus::syscall;
+      if (p->status.compare_exchange_strong(expect, PStatus::idle, std::memory_order_acq_rel)) {
+        rt->n_handoffs.fetch_add(1, std::memory_order_relaxed);
+        if (trace::enabled()) trace::syscall_handoff(p);
+        handoffp(rt, p);
+        acted = true;
+      }
+    } else if (s == PStatus::running) {
+      const std::uint32_t sq = p->sched_seq.load(std::memory_order_relaxed);
+      if (t.sched_seq != sq) {
+        t.sched_seq = sq;
+        t.sched_since = now;
+        continue;
+      }
+      if (now - t.sched_since < kForcePreemptNs) continue;
+      // Running one G for 10 ms (not the scheduler itself, looking for work): ask it to
+      // yield at its next runtime call.
+      M* m = p->m;
+      G* g = m ? m->curg : nullptr;
+      if (!g) continue;
+      bool was = false;
+      if (g->preempt.compare_exchange_strong(was, true, std::memory_order_relaxed)) acted = true;
+      // Its due timers would wait for it: run them here (what they ready goes global).
+      if (time_impl::run_due(p->timers, now) > 0) acted = true;
+      const bool work = !p->runq.empty() || rt->runq_size.load(std::memory_order_relaxed) > 0;
+      if (!work || p->stand_in.load(std::memory_order_relaxed)) continue;
+      if (rt->npidle.load(std::memory_order_relaxed) > 0) {
+        wakep(rt);  // an idle P can take the work; make sure an M looks
+      } else {
+        lend_overflow(rt, p, sq);
+      }
+      acted = true;
+    }
+  }
+  return acted;
+}
+
+// The system monitor: a thread without a P that watches the others (Go's sysmon).
+void sysmon_loop(Runtime* rt) {
+  san::IgnoreAccesses ignore;  // reads other Ms' fields racily, as Go's sysmon does
+  std::vector<SysmonTick> seen;
+  std::int64_t delay = kSysmonMinDelayNs;
+  int quiet = 0;
+  while (!rt->sysmon_stop.load(std::memory_order_acquire)) {
+    rt->sysmon_wake.sleep_until(monotonic_ns() + delay);
+    if (rt->sysmon_stop.load(std::memory_order_acquire)) break;
+    const std::int64_t now = monotonic_ns();
+    bool acted = false;
+    // Nobody has polled fds for 10 ms (every M busy): poll, and queue what is ready.
+    const std::int64_t last = netpoll::last_poll_ns();
+    if (netpoll::waiters() > 0 && last != 0 && now - last > kSysmonPollNs) {
+      GQueue q;
+      if (netpoll::poll(0, q) > 0) {
+        inject_glist(rt, q);
+        acted = true;
+      }
+    }
+    if (retake(rt, now, seen)) acted = true;
+    // Go's backoff: 20 µs ticks while busy; after 1 ms of quiet, double up to 10 ms.
+    if (acted) {
+      quiet = 0;
+      delay = kSysmonMinDelayNs;
+    } else if (++quiet > 50) {
+      // While goroutines run, stay within 1 ms, so a stuck P is seen within ~11 ms.
+      const bool all_idle = rt->npidle.load(std::memory_order_relaxed) >= rt->gomaxprocs.load(std::memory_order_relaxed);
+      delay = std::min(delay * 2, all_idle ? kSysmonMaxDelayNs : 1'000'000);
+    }
   }
 }
 
@@ -900,6 +1113,7 @@ int default_procs() {
 void procresize_locked(Runtime* rt, int n) {
   const int old_n = rt->nallp.load(std::memory_order_relaxed);
   for (int i = old_n; i < n; ++i) {
+    if (rt->allp[i].load(std::memory_order_relaxed)) continue;  // a stand-in's slot
     P* p = new P;
     p->id = i;
     p->status.store(PStatus::dead, std::memory_order_relaxed);
@@ -921,6 +1135,11 @@ void procresize_locked(Runtime* rt, int n) {
   }
   for (int i = 0; i < n; ++i) {
     P* p = rt->allp[i].load(std::memory_order_relaxed);
+    if (P* c = p->covers.load(std::memory_order_relaxed)) {  // a stand-in becomes a regular P
+      c->stand_in.store(nullptr, std::memory_order_relaxed);
+      p->covers.store(nullptr, std::memory_order_relaxed);
+      --rt->noverflow;
+    }
     if (p->status.load(std::memory_order_relaxed) == PStatus::dead) pidleput_locked(rt, p);
   }
 }
@@ -953,6 +1172,16 @@ void park(WaitReason reason, bool (*commit)(G*, void*), void* arg) {
   g->wait_reason = WaitReason::none;
 }
 
+void preempt_check() noexcept {
+  M* m = this_m();
+  G* g = m ? m->curg : nullptr;
+  if (!g || !g->preempt.load(std::memory_order_relaxed)) return;
+  g->preempt.store(false, std::memory_order_relaxed);
+  if (g->locked_m || !m->p) return;  // a locked G keeps its thread; a P-less one is in blocking()
+  g_rt.load(std::memory_order_relaxed)->n_preemptions.fetch_add(1, std::memory_order_relaxed);
+  reschedule(m, g, Pending{AfterSwitch::to_global, g, nullptr, nullptr});
+}
+
 void check_timers(P* p) noexcept {
   if (p->timers.timer0_when.load(std::memory_order_relaxed) != 0) time_impl::run_due(p->timers, monotonic_ns());
 }
@@ -963,7 +1192,11 @@ void timer_added(Runtime* rt, std::int64_t when) noexcept {
     if (rt->timer_sleeper) {
       if (when < rt->timer_sleep_until) {
         rt->timer_sleep_until = when;
-        rt->timer_sleeper->park.wakeup();
+        if (rt->timer_sleeper_polls) {
+          netpoll::break_poll();
+        } else {
+          rt->timer_sleeper->park.wakeup();
+        }
       }
       return;
     }
@@ -992,6 +1225,7 @@ void ready(G* g) noexcept {
   Runtime* rt = g_rt.load(std::memory_order_relaxed);
   san::release(g);  // whatever the waker did happens before g resumes
   g->status.store(GStatus::runnable, std::memory_order_release);
+  if (trace::enabled()) trace::go_unpark(g);
   M* m = this_m();
   if (m && m->p) {
     // From a goroutine: runnext, so the woken one runs next; from the scheduler (timers):
@@ -1014,6 +1248,7 @@ namespace detail {
 using namespace gort::sched;
 
 void* spawn_begin(const Spawn& opts, const TaskOps* ops, void** storage, void* caller_pc) {
+  preempt_check();
   san::IgnoreAccesses ignore;
   M* m = this_m();
   Runtime* rt;
@@ -1040,7 +1275,7 @@ void* spawn_begin(const Spawn& opts, const TaskOps* ops, void** storage, void* c
   g->wait_reason = WaitReason::none;
   g->locked_m = nullptr;
   g->lock_count = 0;
-  g->preempt = false;
+  g->preempt.store(false, std::memory_order_relaxed);
   g->started = false;
   *storage = g->task;
   return g;
@@ -1055,6 +1290,7 @@ void spawn_commit(void* gp) noexcept {
   rt->ngoroutines.fetch_add(1, std::memory_order_relaxed);
   san::release(g);  // the go statement happens before the goroutine starts
   g->status.store(GStatus::runnable, std::memory_order_release);
+  if (trace::enabled()) trace::go_create(g);
   if (in_goroutine && m->p) {
     // Go's newproc: the new G goes to runnext, so it runs soon on a cache-warm P.
     owner_bump(m->p->n_spawns);
@@ -1118,9 +1354,13 @@ int run_main(void (*body)(void*), void* arg, std::size_t cfg_stack_size, int cfg
   auto* rt = new Runtime(stack_size);
   rt->start_ns = monotonic_ns();
   rt->ncpu = gort::num_cpu();
+  debug_impl::on_run_start(rt);  // GORT_TRACE, GORT_DEBUG=schedtrace: before threads are counted
   // ThreadSanitizer starts a helper thread at the first pthread_create: start it now, so
   // it is counted among the threads that existed before run() (which never wake anyone).
   if constexpr (san::tsan) std::thread([] {}).join();
+  // sysmon never wakes a goroutine by itself (it only passes on what timers and fds do):
+  // count it among the threads from before run().
+  rt->sysmon = std::thread(sysmon_loop, rt);
   rt->threads_at_start = process_threads();
   {
     RuntimeLockGuard l(rt->lock);
@@ -1149,6 +1389,10 @@ int run_main(void (*body)(void*), void* arg, std::size_t cfg_stack_size, int cfg
 
   rt->main_done.sleep();
   san::acquire(&rt->main_done);
+  rt->sysmon_stop.store(true, std::memory_order_release);
+  rt->sysmon_wake.wakeup();
+  rt->sysmon.join();
+  netpoll::break_poll();  // an M blocked in the poller sees `stopping`
 
   // main returned (stopping is set): wait out foreign spawns in flight; later ones throw.
   { std::unique_lock<std::shared_mutex> l(g_foreign_mu); }
@@ -1167,7 +1411,14 @@ int run_main(void (*body)(void*), void* arg, std::size_t cfg_stack_size, int cfg
     for (std::size_t i = done; i < ms.size(); ++i) ms[i]->park.wakeup();
     for (; done < ms.size(); ++done) {
       M* m = ms[done];
-      if (!m->exited.sleep_until(grace_end)) {
+      // An M blocked in the poller may have had its break consumed by another poll: keep
+      // breaking until it leaves.
+      bool exited = false;
+      for (std::int64_t now = monotonic_ns(); !exited && now < grace_end; now = monotonic_ns()) {
+        netpoll::break_poll();
+        exited = m->exited.sleep_until(std::min(grace_end, now + 10'000'000));
+      }
+      if (!exited) {
         abandoned = true;
         m->thread.detach();
       } else if (m->thread.joinable()) {
@@ -1175,6 +1426,7 @@ int run_main(void (*body)(void*), void* arg, std::size_t cfg_stack_size, int cfg
       }
     }
   }
+  debug_impl::on_run_end(rt, abandoned);
   restore_panic_handler();
   restore_signal_handlers();
   {
@@ -1193,9 +1445,19 @@ void enter_blocking() {
   G* g = m->curg;
   g->status.store(GStatus::syscall, std::memory_order_relaxed);
   g->wait_reason = WaitReason::syscall;
-  g->wait_since_ns = monotonic_ns();
-  rt->n_handoffs.fetch_add(1, std::memory_order_relaxed);
-  if (P* p = releasep(m)) handoffp(rt, p);
+  g->wait_since_ns = coarse_monotonic_ns();
+  if (trace::enabled()) trace::syscall_enter(g);
+  // Keep the P in syscall state (Go's entersyscall): a short call takes it back with one
+  // CAS; sysmon hands it to another M if the call outlasts a tick while work waits.
+  P* p = releasep(m);
+  m->oldp = p;
+  p->syscall_seq.store(p->syscall_seq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  p->status.store(PStatus::syscall, std::memory_order_release);
+  if (p_is_retired(rt, p) || rt->stopping.load(std::memory_order_relaxed)) {
+    // Nothing to keep it for: hand it off now.
+    PStatus s = PStatus::syscall;
+    if (p->status.compare_exchange_strong(s, PStatus::idle, std::memory_order_acq_rel)) handoffp(rt, p);
+  }
 }
 
 void exit_blocking() {
@@ -1205,7 +1467,16 @@ void exit_blocking() {
   Runtime* rt = g_rt.load(std::memory_order_relaxed);
   G* g = m->curg;
   g->wait_reason = WaitReason::none;
+  if (trace::enabled()) trace::syscall_exit(g);
+  P* oldp = m->oldp;
+  m->oldp = nullptr;
   if (m->p) {  // f() parked meanwhile and we came back on an M that has a P
+    g->status.store(GStatus::running, std::memory_order_relaxed);
+    return;
+  }
+  PStatus s = PStatus::syscall;
+  if (oldp && oldp->status.compare_exchange_strong(s, PStatus::running, std::memory_order_acq_rel)) {
+    acquirep(m, oldp);  // the fast path: nobody took it
     g->status.store(GStatus::running, std::memory_order_relaxed);
     return;
   }

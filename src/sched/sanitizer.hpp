@@ -29,6 +29,7 @@
 extern "C" {
 #if GORT_ASAN
 void __sanitizer_start_switch_fiber(void** fake_stack_save, const void* bottom, std::size_t size);
+void __asan_unpoison_memory_region(void const volatile* addr, std::size_t size);
 void __sanitizer_finish_switch_fiber(void* fake_stack_save, const void** bottom_old, std::size_t* size_old);
 #endif
 #if GORT_TSAN
@@ -95,10 +96,14 @@ inline void start_switch(void** fake_save, const void* bottom, std::size_t size)
 inline void finish_switch(void* fake, const void** old_bottom, std::size_t* old_size) {
   __sanitizer_finish_switch_fiber(fake, old_bottom, old_size);
 }
+// A goroutine that exits never returns from its frames, so their redzones stay poisoned
+// on its stack: clear them before the stack runs another goroutine.
+inline void unpoison(const void* p, std::size_t n) { __asan_unpoison_memory_region(p, n); }
 #else
 inline constexpr bool asan = false;
 inline void start_switch(void**, const void*, std::size_t) {}
 inline void finish_switch(void*, const void**, std::size_t*) {}
+inline void unpoison(const void*, std::size_t) {}
 #endif
 
 }  // namespace gort::sched::san

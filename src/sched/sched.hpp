@@ -43,12 +43,30 @@ namespace gort::sched {
 inline constexpr int kMaxProcs = 1024;
 inline constexpr std::uint32_t kGlobalQueueTick = 61;   // check the global queue every 61 schedules
 inline constexpr int kStealPasses = 4;
+// sysmon (Go's values): tick 20 µs, backing off to 10 ms when nothing needs it; a G that
+// runs 10 ms without reaching the scheduler is asked to yield; fds are polled by sysmon
+// when nobody has for 10 ms.
+inline constexpr std::int64_t kSysmonMinDelayNs = 20'000;
+inline constexpr std::int64_t kSysmonMaxDelayNs = 10'000'000;
+inline constexpr std::int64_t kForcePreemptNs = 10'000'000;
+inline constexpr std::int64_t kSysmonPollNs = 10'000'000;
+inline constexpr std::int32_t kMaxOverflowPs = 64;
 
 // P states:
 //   idle     on the idle list; no M; its queues are empty.
 //   running  held by exactly one M (P::m), which alone touches its owner fields.
+//   syscall  its M left it inside blocking() (M::oldp); that M takes it back with a CAS to
+//            running on return, unless sysmon first CASes it to idle and hands it off.
 //   dead     beyond gomaxprocs: on no list, held by nobody; revived if gomaxprocs grows.
-enum class PStatus : std::uint32_t { idle, running, dead };
+//
+// Overflow Ps (sysmon). A P whose goroutine has run for 10 ms without reaching the
+// scheduler — a tight loop, or a call blocked in the kernel that nobody announced — while
+// work waits behind it gets a stand-in: a P beyond gomaxprocs (`covers` set), run by
+// another M, which steals the stuck P's queue and runs its timers. The stand-in retires
+// at its next schedule once the stuck P has moved on (its sched_seq changed). This is "the
+// tight loop loses its P", done without taking a P from an M that may be inside the
+// runtime: the stuck M keeps its P, and at most one stand-in exists per stuck P.
+enum class PStatus : std::uint32_t { idle, running, syscall, dead };
 
 struct alignas(64) P {
   std::int32_t id = 0;
@@ -56,6 +74,12 @@ struct alignas(64) P {
   M* m = nullptr;              // owner
   P* link = nullptr;           // idle list; guarded by Runtime::lock
   std::uint32_t schedtick = 0; // owner
+  // Bumped by the owner each time a G starts running / the P enters a syscall; sysmon
+  // reads them to see a P stuck in one G or one call.
+  std::atomic<std::uint32_t> sched_seq{0}, syscall_seq{0};
+  std::atomic<P*> covers{nullptr};   // an overflow P: the stuck P it stands in for (set under Runtime::lock)
+  std::uint32_t covers_seq = 0;      // covers->sched_seq when lent
+  std::atomic<P*> stand_in{nullptr}; // the overflow P covering this one (guarded by Runtime::lock)
   RunQueue runq;
   GQueue gfree;                // owner
   std::int32_t ngfree = 0;     // owner
@@ -84,6 +108,7 @@ struct M {
   std::int64_t id = 0;
   G g0;                         // the scheduler context on the thread's own stack
   P* p = nullptr;               // the P held, if any
+  P* oldp = nullptr;            // the P left in syscall state by blocking()
   P* nextp = nullptr;           // handed over by startm before waking this M
   G* curg = nullptr;            // the user G running, nullptr while in g0
   G* lockedg = nullptr;         // lock_os_thread: the only G this M may run
@@ -146,6 +171,16 @@ struct Runtime {
   std::int32_t nmidlelocked = 0;             // guarded by lock
   std::int32_t threads_at_start = 0;
 
+  // The M asleep until the next timer blocks in the netpoller instead when fds are
+  // watched (guarded by timer_lock).
+  bool timer_sleeper_polls = false;
+
+  // sysmon: its thread, and the note that ends its sleep early (stop, or work to watch).
+  std::thread sysmon;
+  Note sysmon_wake;
+  std::atomic<bool> sysmon_stop{false};
+  std::int32_t noverflow = 0;                // overflow Ps lent; guarded by lock
+
   std::atomic<std::uint64_t> n_handoffs{0}, n_thread_parks{0}, n_preemptions{0};
 };
 
@@ -165,6 +200,11 @@ void park(WaitReason reason, bool (*commit)(G*, void*), void* arg);
 // Makes a waiting g runnable: into the caller's runnext when the caller is a goroutine
 // (the woken one runs next, as Go does), else onto the global queue. Any thread.
 void ready(G* g) noexcept;
+
+// Honours a preemption request from sysmon (Go's stack-check preemption): if the calling
+// goroutine has run over its slice, it goes to the back of the global queue. Called at
+// runtime entry points (channel operations, locks, spawn).
+void preempt_check() noexcept;
 
 // A timer due at `when` was added to some P's heap: make sure an M will run it in time.
 void timer_added(Runtime* rt, std::int64_t when) noexcept;

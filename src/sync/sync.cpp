@@ -39,6 +39,7 @@ bool Mutex::try_lock() noexcept {
 }
 
 void Mutex::lock_slow() {
+  sched::preempt_check();
   std::int64_t wait_start = 0;
   bool starving = false, awoke = false;
   int iter = 0;

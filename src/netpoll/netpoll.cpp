@@ -1,0 +1,343 @@
+// netpoll — the epoll backend of the poller contract (netpoll.hpp).
+//
+// Epoll events carry (slot index << 32 | generation): a PollDesc slot is reused after
+// release(), and an event queued for its previous fd must not wake the new owner. Slots
+// live in chunks that are never freed, so an index always names valid memory.
+// Lock order: PollDesc::lock, then a timer heap's lock (set_deadline removes/adds timers
+// under the descriptor's lock; timers fire without any heap lock held).
+#include "netpoll/netpoll.hpp"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <mutex>
+#include <system_error>
+
+#include "sched/sanitizer.hpp"
+#include "sched/sched.hpp"
+#include "sched/waiter.hpp"
+#include "time/heap.hpp"
+
+namespace gort::netpoll {
+
+using sched::RuntimeLock;
+using sched::RuntimeLockGuard;
+using sched::Waiter;
+
+struct PollDesc {
+  RuntimeLock lock;
+  int fd = -1;
+  std::uint32_t index = 0;
+  std::atomic<std::uint32_t> seq{0};  // generation; events with another one are stale
+  // All below guarded by lock.
+  bool closing = false;
+  bool rready = false, wready = false;      // an edge nobody consumed yet
+  bool rexpired = false, wexpired = false;  // the deadline in that direction passed
+  Waiter* rwait = nullptr;
+  Waiter* wwait = nullptr;
+  time_impl::Timer rtimer, wtimer;
+  PollDesc* next_free = nullptr;            // guarded by the pool lock
+};
+
+namespace {
+
+constexpr std::uint32_t kChunk = 256;
+constexpr std::uint32_t kMaxChunks = 1u << 14;  // 4M descriptors
+constexpr std::uint64_t kBreakTag = ~std::uint64_t(0);
+
+struct Poller {
+  std::once_flag init_once;
+  std::atomic<int> epfd{-1};
+  int breakfd = -1;
+  std::atomic<bool> break_pending{false};
+  std::atomic<std::int64_t> waiters{0};
+  std::atomic<std::uint64_t> total_waits{0};
+  std::atomic<std::int64_t> last_poll{1};  // 0 while an M blocks in poll()
+  RuntimeLock pool_lock;
+  PollDesc* free_list = nullptr;            // guarded by pool_lock
+  std::uint32_t nslots = 0;                 // guarded by pool_lock
+  std::array<std::atomic<PollDesc*>, kMaxChunks> chunks{};
+};
+
+Poller& poller() {
+  static Poller* p = new Poller;  // never destroyed: descriptors may outlive run()
+  return *p;
+}
+
+void init() {
+  Poller& pl = poller();
+  if (pl.epfd.load(std::memory_order_acquire) >= 0) return;
+  // libstdc++'s call_once writes thread-locals; from a goroutine, TSan takes those for
+  // races with the TLS set-up of threads created later. The epfd store orders the rest.
+  sched::san::IgnoreAccesses ignore;
+  std::call_once(pl.init_once, [&] {
+    int ep = ::epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) throw std::system_error(errno, std::generic_category(), "netpoll: epoll_create1");
+    int bf = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (bf < 0) throw std::system_error(errno, std::generic_category(), "netpoll: eventfd");
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kBreakTag;
+    if (::epoll_ctl(ep, EPOLL_CTL_ADD, bf, &ev) < 0)
+      throw std::system_error(errno, std::generic_category(), "netpoll: epoll_ctl(eventfd)");
+    pl.breakfd = bf;
+    pl.epfd.store(ep, std::memory_order_release);
+  });
+}
+
+PollDesc* slot(std::uint32_t index) noexcept {
+  return &poller().chunks[index / kChunk].load(std::memory_order_acquire)[index % kChunk];
+}
+
+PollDesc* alloc() {
+  Poller& pl = poller();
+  RuntimeLockGuard l(pl.pool_lock);
+  if (!pl.free_list) {
+    const std::uint32_t c = pl.nslots / kChunk;
+    if (c >= kMaxChunks) throw std::system_error(EMFILE, std::generic_category(), "netpoll: too many descriptors");
+    PollDesc* chunk = new PollDesc[kChunk];
+    for (std::uint32_t i = 0; i < kChunk; ++i) {
+      chunk[i].index = pl.nslots + i;
+      chunk[i].next_free = i + 1 < kChunk ? &chunk[i + 1] : nullptr;
+    }
+    pl.chunks[c].store(chunk, std::memory_order_release);
+    pl.nslots += kChunk;
+    pl.free_list = chunk;
+  }
+  PollDesc* pd = pl.free_list;
+  pl.free_list = pd->next_free;
+  pd->next_free = nullptr;
+  return pd;
+}
+
+// Takes the waiter of one direction (requires pd->lock); the caller wakes it unlocked.
+Waiter* take(Waiter*& w) noexcept {
+  Waiter* out = w;
+  w = nullptr;
+  return out;
+}
+
+void wake(Waiter* w) noexcept {
+  if (w) w->wake();
+}
+
+// A deadline timer fired: expire that direction unless the deadline moved since.
+void deadline_fired(time_impl::Timer* t, std::int64_t, std::uint64_t seq) noexcept {
+  auto* pd = static_cast<PollDesc*>(t->arg);
+  Waiter* w = nullptr;
+  {
+    RuntimeLockGuard l(pd->lock);
+    if (t->seq.load(std::memory_order_relaxed) != seq) return;  // re-armed or cleared
+    if (t == &pd->rtimer) {
+      pd->rexpired = true;
+      w = take(pd->rwait);
+    } else {
+      pd->wexpired = true;
+      w = take(pd->wwait);
+    }
+  }
+  wake(w);
+}
+
+// Disarms t (requires pd->lock): a firing already under way sees the new seq and stops.
+void disarm(time_impl::Timer& t) noexcept {
+  time_impl::remove(&t);
+  t.seq.fetch_add(1, std::memory_order_relaxed);
+}
+
+int state(PollDesc* pd, Mode mode) noexcept {
+  if (pd->closing) return kClosed;
+  if (mode == Mode::read ? pd->rexpired : pd->wexpired) return kTimedOut;
+  return kReady;
+}
+
+}  // namespace
+
+PollDesc* open(int fd) {
+  init();
+  PollDesc* pd = alloc();
+  std::uint32_t seq;
+  {
+    RuntimeLockGuard l(pd->lock);
+    pd->fd = fd;
+    pd->closing = false;
+    pd->rready = pd->wready = false;
+    pd->rexpired = pd->wexpired = false;
+    pd->rwait = pd->wwait = nullptr;
+    for (time_impl::Timer* t : {&pd->rtimer, &pd->wtimer}) {
+      t->fire = &deadline_fired;
+      t->arg = pd;
+    }
+    seq = pd->seq.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.u64 = (std::uint64_t(pd->index) << 32) | seq;
+  if (::epoll_ctl(poller().epfd.load(std::memory_order_acquire), EPOLL_CTL_ADD, fd, &ev) < 0) {
+    const int err = errno;
+    close(pd);
+    release(pd);
+    throw std::system_error(err, std::generic_category(), "netpoll: epoll_ctl");
+  }
+  return pd;
+}
+
+void close(PollDesc* pd) noexcept {
+  Waiter* r;
+  Waiter* w;
+  {
+    RuntimeLockGuard l(pd->lock);
+    if (pd->closing) return;
+    pd->closing = true;
+    pd->seq.fetch_add(1, std::memory_order_relaxed);  // events still queued are stale
+    disarm(pd->rtimer);
+    disarm(pd->wtimer);
+    r = take(pd->rwait);
+    w = take(pd->wwait);
+  }
+  // EPOLL_CTL_DEL fails harmlessly if the fd was never added (open's error path).
+  ::epoll_ctl(poller().epfd.load(std::memory_order_acquire), EPOLL_CTL_DEL, pd->fd, nullptr);
+  wake(r);
+  wake(w);
+}
+
+void release(PollDesc* pd) noexcept {
+  Poller& pl = poller();
+  RuntimeLockGuard l(pl.pool_lock);
+  pd->fd = -1;
+  pd->next_free = pl.free_list;
+  pl.free_list = pd;
+}
+
+int check(PollDesc* pd, Mode mode) noexcept {
+  RuntimeLockGuard l(pd->lock);
+  return state(pd, mode);
+}
+
+int wait(PollDesc* pd, Mode mode) noexcept {
+  Poller& pl = poller();
+  const bool rd = mode == Mode::read;
+  for (;;) {
+    pd->lock.lock();
+    if (int s = state(pd, mode)) {
+      pd->lock.unlock();
+      return s;
+    }
+    bool& ready = rd ? pd->rready : pd->wready;
+    if (ready) {
+      ready = false;
+      pd->lock.unlock();
+      return kReady;
+    }
+    Waiter w;
+    (rd ? pd->rwait : pd->wwait) = &w;
+    pl.waiters.fetch_add(1, std::memory_order_relaxed);
+    pl.total_waits.fetch_add(1, std::memory_order_relaxed);
+    w.block(sched::WaitReason::io_wait, pd->lock);  // unlocks
+    pl.waiters.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+void set_deadline(PollDesc* pd, Mode mode, std::int64_t when_ns) noexcept {
+  const std::int64_t now = sched::monotonic_ns();
+  Waiter* woken[2] = {nullptr, nullptr};
+  {
+    RuntimeLockGuard l(pd->lock);
+    if (pd->closing) return;
+    for (int i = 0; i < 2; ++i) {
+      const Mode m = i == 0 ? Mode::read : Mode::write;
+      if ((std::uint8_t(mode) & std::uint8_t(m)) == 0) continue;
+      time_impl::Timer& t = i == 0 ? pd->rtimer : pd->wtimer;
+      bool& expired = i == 0 ? pd->rexpired : pd->wexpired;
+      disarm(t);
+      expired = when_ns != 0 && when_ns <= now;
+      if (expired) {
+        woken[i] = take(i == 0 ? pd->rwait : pd->wwait);
+      } else if (when_ns != 0) {
+        t.when = when_ns;
+        time_impl::add(&t);
+      }
+    }
+  }
+  wake(woken[0]);
+  wake(woken[1]);
+}
+
+bool initialized() noexcept { return poller().epfd.load(std::memory_order_acquire) >= 0; }
+
+std::int64_t waiters() noexcept { return poller().waiters.load(std::memory_order_relaxed); }
+
+std::uint64_t total_waits() noexcept { return poller().total_waits.load(std::memory_order_relaxed); }
+
+std::int64_t last_poll_ns() noexcept { return poller().last_poll.load(std::memory_order_relaxed); }
+
+void break_poll() noexcept {
+  Poller& pl = poller();
+  if (!initialized() || pl.break_pending.exchange(true, std::memory_order_acq_rel)) return;
+  const std::uint64_t one = 1;
+  ssize_t r = ::write(pl.breakfd, &one, sizeof one);
+  (void)r;  // EAGAIN: the counter is already non-zero, a wakeup is pending anyway
+}
+
+int poll(std::int64_t delay_ns, sched::GQueue& out) noexcept {
+  Poller& pl = poller();
+  const int ep = pl.epfd.load(std::memory_order_acquire);
+  if (ep < 0) return 0;
+  int timeout_ms;
+  if (delay_ns < 0) {
+    timeout_ms = -1;
+  } else if (delay_ns == 0) {
+    timeout_ms = 0;
+  } else {
+    // Round up: waking before the timer is due would only make the M poll again.
+    const std::int64_t ms = (delay_ns + 999'999) / 1'000'000;
+    timeout_ms = ms > 1'000'000'000 ? 1'000'000'000 : int(ms);
+  }
+  if (timeout_ms != 0) pl.last_poll.store(0, std::memory_order_relaxed);
+  epoll_event events[128];
+  int n = ::epoll_wait(ep, events, 128, timeout_ms);
+  pl.last_poll.store(sched::monotonic_ns(), std::memory_order_relaxed);
+  int count = 0;
+  for (int i = 0; i < n; ++i) {
+    const std::uint64_t tag = events[i].data.u64;
+    if (tag == kBreakTag) {
+      std::uint64_t v;
+      ssize_t r = ::read(pl.breakfd, &v, sizeof v);
+      (void)r;
+      pl.break_pending.store(false, std::memory_order_release);
+      continue;
+    }
+    PollDesc* pd = slot(std::uint32_t(tag >> 32));
+    const std::uint32_t ev = events[i].events;
+    Waiter* r = nullptr;
+    Waiter* w = nullptr;
+    {
+      RuntimeLockGuard l(pd->lock);
+      if (pd->seq.load(std::memory_order_relaxed) != std::uint32_t(tag)) continue;  // stale
+      if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        pd->rready = true;
+        r = take(pd->rwait);
+      }
+      if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
+        pd->wready = true;
+        w = take(pd->wwait);
+      }
+    }
+    for (Waiter* x : {r, w}) {
+      if (!x) continue;
+      if (x->g) {
+        out.push_back(x->g);
+        ++count;
+      } else {
+        x->wake();  // a plain thread
+      }
+    }
+  }
+  return count;
+}
+
+}  // namespace gort::netpoll

@@ -1,0 +1,77 @@
+// netpoll — the poller contract (Go's netpoll.go) and its epoll backend.
+//
+// One epoll instance for the process, created on first use, edge-triggered: a registered fd
+// reports "became readable/writable" once per transition, so readiness is latched in the
+// PollDesc until a waiter consumes it. Every fd given to open() must already be
+// non-blocking; the caller does the I/O syscalls and calls wait() on EAGAIN.
+//
+// Invariants, under PollDesc::lock:
+//   - at most one goroutine waits per direction (the net layer serialises readers and
+//     writers, as Go's fdMutex does); `reader`/`writer` is that goroutine or nullptr;
+//   - `*_ready` latches an edge nobody has consumed yet; a waiter consumes it and returns 0;
+//   - once `closing` is set, every wait returns kClosed at once, now and later;
+//   - a deadline that passed sets `*_expired`; waits in that direction return kTimedOut
+//     until set_deadline moves it again.
+// PollDescs live in a pool that is never freed: an epoll event for a recycled descriptor
+// carries an older generation (`seq`) and is dropped, so a late event never wakes the next
+// user of the slot.
+//
+// The scheduler sees the poller through poll() and break_poll() only: findrunnable polls
+// without blocking, an M with nothing to do blocks in poll() until the next timer, sysmon
+// polls when nobody has for 10 ms, and a new timer or a readied goroutine breaks a blocked
+// poll.
+#pragma once
+#include <cstdint>
+
+#include "sched/g.hpp"
+
+namespace gort::netpoll {
+
+struct PollDesc;
+
+enum class Mode : std::uint8_t { read = 1, write = 2, both = 3 };
+
+// wait()/check() results. 0: ready (retry the syscall).
+inline constexpr int kReady = 0;
+inline constexpr int kClosed = 1;    // close() was called: Go's ErrNetClosing
+inline constexpr int kTimedOut = 2;  // the deadline in that direction has passed
+
+// Registers fd (already O_NONBLOCK) for read and write edges. Throws std::system_error
+// (from epoll_ctl) on failure.
+PollDesc* open(int fd);
+// Marks pd closing, wakes its waiters (they get kClosed), removes fd from epoll and cancels
+// its deadline timers. Does not close fd. Idempotent.
+void close(PollDesc* pd) noexcept;
+// Returns pd to the pool. Call after close() once no goroutine can still call into pd
+// (the net layer's reference count reached zero); then close fd.
+void release(PollDesc* pd) noexcept;
+
+// Before a syscall: kClosed / kTimedOut if the operation must fail without trying, else 0.
+int check(PollDesc* pd, Mode mode) noexcept;
+// After EAGAIN: parks the calling goroutine ("IO wait") until fd is ready in `mode`
+// (read or write, not both), pd is closed, or the deadline passes. From a plain thread
+// it blocks the thread. Returns kReady, kClosed or kTimedOut.
+int wait(PollDesc* pd, Mode mode) noexcept;
+// Sets the deadline for `mode` (read, write or both) to monotonic `when_ns`; 0 clears it.
+// A deadline at or before now expires at once, waking the waiter with kTimedOut.
+void set_deadline(PollDesc* pd, Mode mode, std::int64_t when_ns) noexcept;
+
+// ---- the scheduler's side ----------------------------------------------------------------
+
+// True once any fd was ever registered (until then the scheduler never polls).
+bool initialized() noexcept;
+// Goroutines parked in wait() right now (deadlock detection: they can still be woken).
+std::int64_t waiters() noexcept;
+// Polls for ready fds: without blocking when delay_ns == 0, until an event or break_poll()
+// when < 0, else at most delay_ns. Appends the goroutines it readies (status still
+// waiting; the caller makes them runnable) to `out`. Returns how many it appended.
+int poll(std::int64_t delay_ns, sched::GQueue& out) noexcept;
+// Wakes an M blocked in poll() (a timer was added, or there is work for it).
+void break_poll() noexcept;
+// Monotonic ns of the last poll (0 if an M is blocked in poll now): sysmon polls itself
+// when this is over 10 ms old.
+std::int64_t last_poll_ns() noexcept;
+// Counter for debug::Stats: parks in wait().
+std::uint64_t total_waits() noexcept;
+
+}  // namespace gort::netpoll
