@@ -163,7 +163,9 @@ void install_signal_handlers() {
   g_quit_forwarded.store(false);
   struct sigaction quit {};
   quit.sa_sigaction = on_quit;
-  quit.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+  // Not SA_ONSTACK: the dump (symbolization included) needs run()'s full thread stack, not
+  // an alternate stack (ASan gives every thread a small one); forwarding needs almost none.
+  quit.sa_flags = SA_SIGINFO | SA_RESTART;
   sigemptyset(&quit.sa_mask);
   sigaction(SIGQUIT, &quit, &g_prev_quit);
 }
