@@ -93,7 +93,7 @@ TEST_P(Sched, MaxprocsReportsConfig) {
 
 TEST_P(Sched, SpawnAndJoinManyGoroutines) {
   run([] {
-    const int n = scaled(200'000);
+    const int n = gort_test::spawn_scaled(200'000);
     std::atomic<int> sum{0};
     gort::WaitGroup wg;
     for (int i = 0; i < n; ++i) wg.go([&sum] { sum.fetch_add(1, std::memory_order_relaxed); });
@@ -121,7 +121,7 @@ TEST_P(Sched, ArgumentsAreMovedIntoTheGoroutine) {
 
 TEST_P(Sched, SpawnFromManyGoroutinesAtOnce) {
   run([] {
-    const int spawners = 64, each = scaled(2000);
+    const int spawners = 64, each = gort_test::spawn_scaled(2000);
     std::atomic<int> sum{0};
     gort::WaitGroup wg;
     wg.add(spawners * each);
@@ -137,7 +137,7 @@ TEST_P(Sched, SpawnFromManyGoroutinesAtOnce) {
 
 TEST_P(Sched, SpawnFromForeignThreads) {
   run([] {
-    const int threads = 4, each = scaled(20'000);
+    const int threads = 4, each = gort_test::spawn_scaled(20'000);
     std::atomic<int> sum{0};
     gort::WaitGroup wg;
     wg.add(threads * each);

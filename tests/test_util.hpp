@@ -17,6 +17,14 @@ inline constexpr int kScale = 10;
 inline constexpr int kScale = 1;
 #endif
 constexpr int scaled(int n) { return n / kScale > 0 ? n / kScale : 1; }
+// Each goroutine's first run creates a TSan fiber (a whole ThreadState: milliseconds on
+// these VMs), so tests that spawn by the hundred thousand run at 1/100 under TSan.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr int kSpawnScale = 100;
+#else
+inline constexpr int kSpawnScale = kScale;
+#endif
+constexpr int spawn_scaled(int n) { return n / kSpawnScale > 0 ? n / kSpawnScale : 1; }
 
 // Keeps a CPU busy for about n loop iterations without touching memory or the runtime.
 inline void burn_cpu(int n) {
