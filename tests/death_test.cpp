@@ -282,6 +282,12 @@ TEST_F(Deadlock, NotReportedWhileABlockingCallIsInFlight) {
 
 // ---- SIGQUIT -----------------------------------------------------------------------------
 
+// Not in the TSan build: TSan runs an asynchronous signal's handler only once the receiving
+// thread enters an intercepted call, and run()'s thread, which writes the dump, sleeps in a
+// raw futex system call that TSan does not intercept, so the dump never comes (a known gap,
+// in docs/debugging.md). Release, ASan and arm64 run them.
+#if !defined(__SANITIZE_THREAD__)
+
 // Parks a receiver and a locker, waits until the dump shows both parked, then sends itself
 // SIGQUIT with `quit`. Main then sleeps: with a timer pending, no deadlock report can stand
 // in for the SIGQUIT dump.
@@ -312,5 +318,6 @@ TEST_F(Sigquit, FromOutsideDumpsEveryGoroutineAndExits2) {
   EXPECT_EXIT(parked_then_quit([] { std::thread([] { kill(getpid(), SIGQUIT); }).detach(); }),
               ::testing::ExitedWithCode(2), kQuitDump);
 }
+#endif  // !__SANITIZE_THREAD__
 
 }  // namespace

@@ -46,6 +46,7 @@ long schedtrace_ms() {
 void print_line(Runtime* rt) {
   san::IgnoreAccesses ignore;  // racy reads of owner-written counters, as Go's schedtrace
   const int procs = rt->gomaxprocs.load(std::memory_order_acquire);
+  if (procs == 0) return;  // run() has not made its Ps yet
   std::int64_t threads, idle;
   {
     RuntimeLockGuard l(rt->lock);
