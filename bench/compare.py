@@ -69,6 +69,8 @@ WORKLOADS = [
              note="8 goroutines share one Mutex"),
     Workload("sleep_many", (2,), [100_000, 10, 10], [1_000, 3, 10], ["total_ms", "overshoot_us"],
              note="100k goroutines sleep 10 ms ten times"),
+    Workload("preempt_latency", (1, 2), [200, 1], [50, 1], ["p50_us", "p99_us"],
+             note="a 1 ms sleeper's lateness while spinning goroutines hold every P"),
     Workload("tcp_echo", (1, 2), [1000, 1000, 64], [50, 200, 64], ["roundtrips_per_s", "total_ms"],
              higher=("roundtrips_per_s",),
              note="1,000 loopback TCP connections x 1,000 round trips of 64 bytes, one process"),
