@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -28,18 +29,20 @@ namespace {
 
 using namespace gort::sched;
 
-enum class Kind : std::uint8_t { begin, end, create, park, unpark, steal, sys_block, handoff, sys_exit };
+// `sw` is one switch on an M: it ends g's slice (g >= 0) and begins a's (a >= 0); the file
+// shows it as E (and a GoPark instant) then B. One record per switch keeps tracing cheap.
+enum class Kind : std::uint8_t { sw, create, unpark, steal, sys_block, handoff, sys_exit };
 // Why a slice ended (M::pending of the switch that ended it).
 enum class Why : std::uint8_t { none, yield, park, exit, syscall, trace_end };
 
 struct Event {
   std::uint64_t t;    // cycle counter
   std::int64_t g;     // goroutine id (steal: the thief's P)
-  std::int64_t a;     // create: parent id; steal: victim P
+  std::int64_t a;     // sw: the goroutine switched to (-1: g0); create: parent id; steal: victim P
   std::uint32_t n;    // steal: goroutines taken
   Kind kind;
-  Why why;            // end
-  WaitReason reason;  // end (park), park
+  Why why;            // sw: why g stopped
+  WaitReason reason;  // sw with why == park
 };
 static_assert(sizeof(Event) == 32);
 
@@ -49,7 +52,6 @@ constexpr std::int64_t kPlainTid = 1'000'000;
 struct Buffer {
   std::int64_t tid = 0;
   std::uint64_t gen = 0;        // the run it belongs to (an abandoned M keeps a stale one)
-  std::int64_t open_g = -1;     // goroutine whose slice is open on this track, or -1
   std::uint32_t n = 0;          // owner only (the plain buffer: under g_plain_mu)
   Event ev[kChunk];
 };
@@ -206,16 +208,16 @@ struct Clock {
 
 void write_event(Writer& w, std::int64_t tid, const Event& e, const Clock& c) {
   const std::int64_t ns = c.ns(e.t);
-  switch (e.kind) {
-    case Kind::begin:
-      w.open("B", tid, ns);
-      w.raw(",\"name\":\"G");
-      w.num(e.g);
-      w.raw("\",\"args\":{\"g\":");
-      w.num(e.g);
-      w.raw("}}");
-      return;
-    case Kind::end:
+  if (e.kind == Kind::sw) {
+    if (e.g >= 0) {
+      if (e.why == Why::park) {
+        w.open("i", tid, ns);
+        w.raw(",\"s\":\"t\",\"name\":\"GoPark\",\"args\":{\"g\":");
+        w.num(e.g);
+        w.raw(",\"reason\":");
+        w.str(wait_reason_string(e.reason));
+        w.raw("}}");
+      }
       w.open("E", tid, ns);
       w.raw(",\"args\":{\"why\":");
       w.str(why_string(e.why));
@@ -224,17 +226,18 @@ void write_event(Writer& w, std::int64_t tid, const Event& e, const Clock& c) {
         w.str(wait_reason_string(e.reason));
       }
       w.raw("}}");
-      return;
-    case Kind::create:
-    case Kind::park:
-    case Kind::unpark:
-    case Kind::steal:
-    case Kind::sys_block:
-    case Kind::handoff:
-    case Kind::sys_exit:
-      break;
+    }
+    if (e.a >= 0) {
+      w.open("B", tid, ns);
+      w.raw(",\"name\":\"G");
+      w.num(e.a);
+      w.raw("\",\"args\":{\"g\":");
+      w.num(e.a);
+      w.raw("}}");
+    }
+    return;
   }
-  static constexpr const char* kNames[] = {"", "", "GoCreate", "GoPark", "GoUnpark", "Steal", "GoSysCall", "HandoffP", "GoSysExit"};
+  static constexpr const char* kNames[] = {"", "GoCreate", "GoUnpark", "Steal", "GoSysCall", "HandoffP", "GoSysExit"};
   w.open("i", tid, ns);
   w.raw(",\"s\":\"t\",\"name\":");
   w.str(kNames[int(e.kind)]);
@@ -244,10 +247,6 @@ void write_event(Writer& w, std::int64_t tid, const Event& e, const Clock& c) {
     case Kind::create:
       w.raw(",\"parent\":");
       w.num(e.a);
-      break;
-    case Kind::park:
-      w.raw(",\"reason\":");
-      w.str(wait_reason_string(e.reason));
       break;
     case Kind::steal:
       w.raw(",\"victim\":");
@@ -283,17 +282,9 @@ void go_switch(const M* m, const G* from, const G* to) noexcept {
   Buffer* b = m_buffer(m);
   if (!b) return;
   // One stamp for both: the slices of one track abut and never overlap.
-  const std::uint64_t t = ticks();
-  if (from != &m->g0) {
-    const Why why = why_of(m->pending.what);
-    if (why == Why::park) put(b, Event{t, from->id, 0, 0, Kind::park, why, from->wait_reason});
-    put(b, Event{t, from->id, 0, 0, Kind::end, why, from->wait_reason});
-    b->open_g = -1;
-  }
-  if (to != &m->g0) {
-    put(b, Event{t, to->id, 0, 0, Kind::begin, Why::none, WaitReason::none});
-    b->open_g = to->id;
-  }
+  const bool leaving = from != &m->g0;
+  put(b, Event{ticks(), leaving ? from->id : -1, to != &m->g0 ? to->id : -1, 0, Kind::sw,
+               leaving ? why_of(m->pending.what) : Why::none, leaving ? from->wait_reason : WaitReason::none});
 }
 
 void go_unpark(const G* g) noexcept { record(Event{0, g->id, 0, 0, Kind::unpark, Why::none, WaitReason::none}); }
@@ -353,15 +344,21 @@ void stop(bool abandoned) noexcept {
       // Spilled chunks first: per track they precede what is still in memory.
       std::rewind(g_spill);
       std::vector<Event> chunk(kChunk);
+      std::map<std::int64_t, bool> open;  // per track: a slice is open
+      auto emit = [&](std::int64_t tid, const Event& e) {
+        write_event(w, tid, e, c);
+        if (e.kind == Kind::sw) open[tid] = e.a >= 0;
+      };
       std::int64_t tid;
       std::uint32_t n;
       while (std::fread(&tid, sizeof tid, 1, g_spill) == 1 && std::fread(&n, sizeof n, 1, g_spill) == 1 && n <= kChunk &&
              std::fread(chunk.data(), sizeof(Event), n, g_spill) == n) {
-        for (std::uint32_t i = 0; i < n; ++i) write_event(w, tid, chunk[i], c);
+        for (std::uint32_t i = 0; i < n; ++i) emit(tid, chunk[i]);
       }
       for (Buffer* b : g_bufs) {
-        for (std::uint32_t i = 0; i < b->n; ++i) write_event(w, b->tid, b->ev[i], c);
-        if (b->open_g >= 0) write_event(w, b->tid, Event{t1, b->open_g, 0, 0, Kind::end, Why::trace_end, WaitReason::none}, c);
+        for (std::uint32_t i = 0; i < b->n; ++i) emit(b->tid, b->ev[i]);
+        // A slice still open (its M was abandoned mid-goroutine) ends with the trace.
+        if (open[b->tid]) write_event(w, b->tid, Event{t1, 0, -1, 0, Kind::sw, Why::trace_end, WaitReason::none}, c);
       }
       w.raw("\n]}\n");
     }
