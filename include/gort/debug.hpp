@@ -3,6 +3,8 @@
 #pragma once
 #include <cstdint>
 #include <iosfwd>
+#include <string>
+#include <string_view>
 
 namespace gort::debug {
 
@@ -29,5 +31,33 @@ Stats stats();
 
 // level 2: every goroutine in Go's dump format; level 1: identical stacks grouped, with counts.
 void write_goroutines(std::ostream& os, int level = 2);
+
+// An HTTP/1.1 endpoint served by the runtime itself on gort::net (Go's net/http/pprof):
+//   /                                  an HTML index linking the pages below (also /debug/pprof/)
+//   /debug/pprof/goroutine?debug=1     write_goroutines level 1 (identical stacks grouped), text
+//   /debug/pprof/goroutine?debug=2     write_goroutines level 2 (every goroutine), text
+//   /debug/vars                        stats(), the command line and memory figures, as JSON (expvar)
+//   /debug/sched                       a GORT_DEBUG=schedtrace line, then every stats() counter
+// GET and HEAD only (405 otherwise); keep-alive unless `Connection: close`.
+//
+// `address` is "host:port" as gort::net::listen takes it. An empty host (":6060", ":0")
+// binds 127.0.0.1 only, unlike net::listen: name an interface ("0.0.0.0:6060",
+// "[::]:6060") to serve beyond loopback. An address containing '/' (or starting with '@')
+// is a Unix socket path. Returns once listening; throws std::system_error if it cannot.
+//
+// The server runs as goroutines named "gort debug server" (the accept loop) and
+// "gort debug conn" (one per connection): verify_none ignores them with
+// VerifyOptions{.ignore = {"gort debug"}}. It stops at stop_serving(), or when run()'s
+// main returns (main then waits for the server's goroutines to end, so no socket
+// outlives run()). Several servers may run at once. Call from a goroutine, or from a plain
+// thread while run() is active (std::logic_error otherwise).
+void serve(std::string_view address);
+// As serve, returning the bound address ("127.0.0.1:43117"; the path for a Unix socket),
+// for an address with port 0.
+std::string serve_addr(std::string_view address);
+// Stops every server serve() started in this run(): closes its listener and connections
+// and waits for its goroutines to return. Does nothing when none runs. Any goroutine or
+// plain thread; not from a handler of the server itself.
+void stop_serving();
 
 }  // namespace gort::debug

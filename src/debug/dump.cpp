@@ -22,6 +22,8 @@
 
 #include "debug/dump.hpp"
 #include "debug/symbolize.hpp"
+#include "netpoll/netpoll.hpp"
+#include "time/heap.hpp"
 
 namespace gort::debug_impl {
 
@@ -218,7 +220,10 @@ Stats stats() {
     s.parks += p->n_parks.load(std::memory_order_relaxed);
     s.steals += p->n_steals.load(std::memory_order_relaxed);
     s.stolen_goroutines += p->n_stolen_gs.load(std::memory_order_relaxed);
+    RuntimeLockGuard tl(p->timers.lock);
+    s.timers += p->timers.items.size();
   }
+  if (netpoll::initialized()) s.netpoll_waits = netpoll::total_waits();  // never creates the poller
   s.thread_parks = rt->n_thread_parks.load(std::memory_order_relaxed);
   s.syscall_handoffs = rt->n_handoffs.load(std::memory_order_relaxed);
   s.preemptions = rt->n_preemptions.load(std::memory_order_relaxed);

@@ -41,31 +41,10 @@ long schedtrace_ms() {
   return 0;
 }
 
-// One line in Go's format: SCHED 1004ms: gomaxprocs=2 idleprocs=1 threads=5
-// spinningthreads=0 idlethreads=2 runqueue=0 [0 0] (the global queue, then each P's).
 void print_line(Runtime* rt) {
-  san::IgnoreAccesses ignore;  // racy reads of owner-written counters, as Go's schedtrace
-  const int procs = rt->gomaxprocs.load(std::memory_order_acquire);
-  if (procs == 0) return;  // run() has not made its Ps yet
-  std::int64_t threads, idle;
-  {
-    RuntimeLockGuard l(rt->lock);
-    threads = rt->mcount;
-    idle = rt->nmidle;
-  }
-  char buf[256];
-  std::string line;
-  std::snprintf(buf, sizeof buf, "SCHED %lldms: gomaxprocs=%d idleprocs=%d threads=%lld spinningthreads=%d idlethreads=%lld runqueue=%d [",
-                static_cast<long long>((monotonic_ns() - rt->start_ns) / 1'000'000), procs,
-                rt->npidle.load(std::memory_order_relaxed), static_cast<long long>(threads),
-                rt->nmspinning.load(std::memory_order_relaxed), static_cast<long long>(idle),
-                rt->runq_size.load(std::memory_order_relaxed));
-  line = buf;
-  for (int i = 0; i < procs && i < rt->nallp.load(std::memory_order_acquire); ++i) {
-    if (i) line += ' ';
-    line += std::to_string(rt->allp[i].load(std::memory_order_acquire)->runq.approx_size());
-  }
-  line += "]\n";
+  std::string line = schedtrace_line(rt);
+  if (line.empty()) return;
+  line += '\n';
   ssize_t unused = write(STDERR_FILENO, line.data(), line.size());
   (void)unused;
 }
@@ -78,6 +57,33 @@ void schedtrace_loop(Runtime* rt, long period_ms) {
 }
 
 }  // namespace
+
+// One line in Go's format: SCHED 1004ms: gomaxprocs=2 idleprocs=1 threads=5
+// spinningthreads=0 idlethreads=2 runqueue=0 [0 0] (the global queue, then each P's).
+std::string schedtrace_line(Runtime* rt) {
+  san::IgnoreAccesses ignore;  // racy reads of owner-written counters, as Go's schedtrace
+  const int procs = rt->gomaxprocs.load(std::memory_order_acquire);
+  if (procs == 0) return {};  // run() has not made its Ps yet
+  std::int64_t threads, idle;
+  {
+    RuntimeLockGuard l(rt->lock);
+    threads = rt->mcount;
+    idle = rt->nmidle;
+  }
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "SCHED %lldms: gomaxprocs=%d idleprocs=%d threads=%lld spinningthreads=%d idlethreads=%lld runqueue=%d [",
+                static_cast<long long>((monotonic_ns() - rt->start_ns) / 1'000'000), procs,
+                rt->npidle.load(std::memory_order_relaxed), static_cast<long long>(threads),
+                rt->nmspinning.load(std::memory_order_relaxed), static_cast<long long>(idle),
+                rt->runq_size.load(std::memory_order_relaxed));
+  std::string line = buf;
+  for (int i = 0; i < procs && i < rt->nallp.load(std::memory_order_acquire); ++i) {
+    if (i) line += ' ';
+    line += std::to_string(rt->allp[i].load(std::memory_order_acquire)->runq.approx_size());
+  }
+  line += ']';
+  return line;
+}
 
 void on_run_start(Runtime* rt) noexcept {
   trace::start(rt);

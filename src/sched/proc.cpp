@@ -1317,7 +1317,10 @@ namespace {
 struct MainTask {
   void (*body)(void*);
   void* arg;
-  void operator()() const { body(arg); }
+  void operator()() const {
+    body(arg);
+    debug_impl::on_main_return();  // stops debug::serve's servers while goroutines still run
+  }
 };
 
 void teardown(Runtime* rt) {
