@@ -4,7 +4,7 @@
 # command to run and fails.
 set -euo pipefail
 build=(cmake ninja-build g++ make pkg-config libdw-dev libhttp-parser-dev)
-test=(libgtest-dev libgmock-dev googletest qemu-user g++-aarch64-linux-gnu python3 gdb valgrind)
+test=(libgtest-dev libgmock-dev googletest qemu-user g++-aarch64-linux-gnu python3 gdb valgrind curl)
 bench=(golang-go libboost-fiber-dev libboost-context-dev python3 wrk)
 case "${1:-build}" in
   build) want=("${build[@]}") ;;

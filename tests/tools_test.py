@@ -7,6 +7,10 @@
                                   share/gort/gort-gdb.py: info goroutines, goroutine N bt, on a
                                   live process and on its core file (not with nocore)
   tools_test.py CHILD valgrind    valgrind: no errors, no "client switching stacks?" warnings
+  tools_test.py CHILD curl        debug::serve's pages fetched with curl: dumps, JSON, keep-alive
+  tools_test.py CHILD chromium BROWSER
+                                  debug::serve's index page and a dump rendered by headless
+                                  Chromium (--dump-dom): the links are there
 
 Exits 0 when every check passes; prints what failed otherwise.
 """
@@ -147,6 +151,97 @@ def test_valgrind(child):
     check("Invalid" not in r.stderr, "valgrind reported invalid accesses")
 
 
+class ServeChild:
+    """tools_child serve: a debug server on 127.0.0.1:<port> until the context ends."""
+
+    def __init__(self, child):
+        self.p = subprocess.Popen([child, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        self.addr = self.p.stdout.readline().strip()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.p.stdin.close()
+        rc = self.p.wait(timeout=60)
+        check(rc == 0, "tools_child serve exited %d: %s" % (rc, self.p.stderr.read()))
+
+
+def curl(*args):
+    r = subprocess.run(["curl", "-sS", "--max-time", "60"] + list(args), capture_output=True, text=True,
+                       timeout=90)
+    check(r.returncode == 0, "curl %s exited %d: %s" % (" ".join(args), r.returncode, r.stderr))
+    return r
+
+
+def test_curl(child):
+    with ServeChild(child) as s:
+        check(re.match(r"^127\.0\.0\.1:\d+$", s.addr) is not None, "not a loopback address: %r" % s.addr)
+        base = "http://" + s.addr
+        # -i: the status line and headers too (CRLFs read as newlines in text mode).
+        out = curl("-i", base + "/debug/pprof/goroutine?debug=2").stdout
+        check(out.startswith("HTTP/1.1 200 OK\n"), "debug=2: %r" % out[:200])
+        check("\nContent-Type: text/plain; charset=utf-8\n" in out, "debug=2 is not text/plain")
+        check(re.search(r'^goroutine \d+ \[chan receive\] "parked for curl":\n(.*\n)*?gort_serve_parked_here',
+                        out, re.M), "debug=2 does not show the parked goroutine: %s" % out)
+        out = curl(base + "/debug/pprof/goroutine?debug=1").stdout
+        check(out.startswith("goroutine profile: total "), "debug=1: %r" % out[:200])
+        check("gort_serve_parked_here" in out, "debug=1 does not show the parked goroutine's frame")
+        doc = json.loads(curl(base + "/debug/vars").stdout)  # raises (fails the test) if not JSON
+        for k in ("goroutines", "threads", "procs", "context_switches", "parks", "netpoll_waits"):
+            check(isinstance(doc.get(k), int), "/debug/vars has no integer %s: %s" % (k, doc))
+        check(doc.get("procs") == 2, "/debug/vars procs %s, want 2" % doc.get("procs"))
+        check(doc.get("goroutines", 0) >= 3, "/debug/vars goroutines %s, want >= 3" % doc.get("goroutines"))
+        check(isinstance(doc.get("cmdline"), list) and doc["cmdline"][-1:] == ["serve"],
+              "/debug/vars cmdline %s" % doc.get("cmdline"))
+        check(doc.get("memstats", {}).get("rss_bytes", 0) > 0, "/debug/vars memstats %s" % doc.get("memstats"))
+        out = curl(base + "/debug/sched").stdout
+        check(SCHED.match(out.split("\n")[0]) is not None, "/debug/sched: %r" % out[:200])
+        out = curl(base + "/").stdout
+        for href in ("/debug/pprof/goroutine?debug=1", "/debug/pprof/goroutine?debug=2", "/debug/vars",
+                     "/debug/sched"):
+            check('<a href="%s">' % href in out, "the index has no link to %s" % href)
+        # Status codes: unknown path, other methods, HEAD, HTTP/1.0.
+        code = lambda *a: curl("-o", "/dev/null", "-w", "%{http_code}", *a).stdout
+        check(code(base + "/nope") == "404", "/nope is not 404")
+        check(code("-X", "POST", "-d", "x=1", base + "/debug/vars") == "405", "POST is not 405")
+        check(code("-X", "DELETE", base + "/") == "405", "DELETE is not 405")
+        check(code("-0", base + "/debug/sched") == "200", "HTTP/1.0 is not 200")
+        out = curl("-I", base + "/debug/vars").stdout
+        check(out.startswith("HTTP/1.1 200 OK") and "Content-Length: " in out, "HEAD: %r" % out)
+        # Keep-alive: curl reuses one connection for two URLs.
+        r = curl("-v", "-o", "/dev/null", "-o", "/dev/null", base + "/debug/sched", base + "/debug/vars")
+        check("Re-using existing connection" in r.stderr, "curl did not reuse the connection: %s" % r.stderr)
+        # Connection: close is honoured: curl sees the server close it.
+        r = curl("-v", "-o", "/dev/null", "-H", "Connection: close", base + "/debug/sched")
+        check("< Connection: close" in r.stderr, "no Connection: close in the response: %s" % r.stderr)
+    print("curl: every page as expected from " + s.addr)
+
+
+def test_chromium(child, browser):
+    with ServeChild(child) as s, tempfile.TemporaryDirectory() as profile:
+        def dump_dom(path):
+            r = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                "--user-data-dir=" + profile, "--dump-dom", "http://" + s.addr + path],
+                               capture_output=True, text=True, timeout=180)
+            check(r.returncode == 0, "%s exited %d: %s" % (browser, r.returncode, r.stderr[-2000:]))
+            return r.stdout
+        dom = dump_dom("/")
+        print(dom)
+        check("<title>gort debug</title>" in dom, "the rendered page has no title")
+        links = re.findall(r'<a href="([^"]+)">', dom)
+        check(links == ["/debug/pprof/goroutine?debug=1", "/debug/pprof/goroutine?debug=2", "/debug/vars",
+                        "/debug/sched"], "the rendered page's links: %s" % links)
+        m = re.search(r"Goroutines alive: (\d+)\.", dom)
+        check(m is not None and int(m.group(1)) >= 3, "the rendered page does not count goroutines")
+        # A text page renders as <pre>: the goroutine the child parked is in it.
+        dom = dump_dom("/debug/pprof/goroutine?debug=2")
+        check("<pre" in dom and "gort_serve_parked_here" in dom and "parked for curl" in dom,
+              "the rendered dump lacks the parked goroutine: %s" % dom[:2000])
+    print("chromium: the index renders with its links")
+
+
 def main():
     child, case = sys.argv[1], sys.argv[2]
     if case == "trace":
@@ -157,6 +252,10 @@ def main():
         test_gdb(child, sys.argv[3], sys.argv[4:] != ["nocore"])
     elif case == "valgrind":
         test_valgrind(child)
+    elif case == "curl":
+        test_curl(child)
+    elif case == "chromium":
+        test_chromium(child, sys.argv[3])
     else:
         sys.exit("unknown case " + case)
     if failures:

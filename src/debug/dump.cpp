@@ -257,7 +257,10 @@ void write_goroutines(std::ostream& os, int level) {
   // Level 1: group by stack, as pprof's debug=1.
   std::map<std::vector<void*>, int> groups;
   for (const G* g : gs) {
-    std::vector<void*> key = g == self ? std::vector<void*>{} : debug_impl::parked_frames(g);
+    // Only a parked goroutine's saved registers are current (as level 2 walks them).
+    const GStatus st = g->status.load(std::memory_order_acquire);
+    const bool parked = st == GStatus::waiting || (st == GStatus::runnable && g->started);
+    std::vector<void*> key = g != self && parked ? debug_impl::parked_frames(g) : std::vector<void*>{};
     key.push_back(g->created_pc);
     ++groups[key];
   }
