@@ -256,7 +256,13 @@ void write_goroutines(std::ostream& os, int level) {
   }
   // Level 1: group by stack, as pprof's debug=1.
   std::map<std::vector<void*>, int> groups;
-  for (const G* g : gs) {
+  for (std::size_t i = 0; i < gs.size(); ++i) {
+    // Each walk starts with a cache and TLB miss on a stack nobody touched lately: start
+    // the next ones' early (the G 32 ahead, the top frame of the one 16 ahead), so 100k
+    // goroutines cost overlapping misses rather than one after another.
+    if (i + 32 < gs.size()) __builtin_prefetch(&gs[i + 32]->ctx);
+    if (i + 16 < gs.size()) __builtin_prefetch(reinterpret_cast<const void*>(gs[i + 16]->ctx.fp));
+    const G* g = gs[i];
     // Only a parked goroutine's saved registers are current (as level 2 walks them).
     const GStatus st = g->status.load(std::memory_order_acquire);
     const bool parked = st == GStatus::waiting || (st == GStatus::runnable && g->started);

@@ -843,10 +843,13 @@ void lend_overflow(Runtime* rt, P* stuck, std::uint32_t seq) {
   P* p = nullptr;
   {
     RuntimeLockGuard l(rt->lock);
-    if (rt->stopping.load(std::memory_order_relaxed) || stuck->stand_in.load(std::memory_order_relaxed) ||
-        rt->noverflow >= kMaxOverflowPs)
-      return;
     const std::int32_t n = rt->gomaxprocs.load(std::memory_order_relaxed);
+    // A P also looks stuck when the OS does not run its thread (more threads than CPUs):
+    // more stand-ins would only make that worse, so at most one per CPU (and per P).
+    const std::int32_t cap = std::min(kMaxOverflowPs, std::max(1, std::min(n, rt->ncpu)));
+    if (rt->stopping.load(std::memory_order_relaxed) || stuck->stand_in.load(std::memory_order_relaxed) ||
+        rt->noverflow >= cap)
+      return;
     std::int32_t id = n;
     for (; id < kMaxProcs; ++id) {
       P* c = rt->allp[id].load(std::memory_order_relaxed);
@@ -922,18 +925,22 @@ bool retake(Runtime* rt, std::int64_t now, std::vector<SysmonTick>& seen) {
       M* m = p->m;
       G* g = m ? m->curg : nullptr;
       if (!g) continue;
-      bool was = false;
-      if (g->preempt.compare_exchange_strong(was, true, std::memory_order_relaxed)) acted = true;
+      // (As in Go, a preemption request is not activity that keeps sysmon at short ticks:
+      // a burst of spawning from one goroutine would otherwise keep it busy.)
+      const bool asked_before = g->preempt.exchange(true, std::memory_order_relaxed);
       // Its due timers would wait for it: run them here (what they ready goes global).
-      if (time_impl::run_due(p->timers, now) > 0) acted = true;
+      time_impl::run_due(p->timers, now);
+      // A G that calls into the runtime yields within a tick of being asked; only one that
+      // did not (a tight loop, a call blocked in the kernel) needs a stand-in.
+      if (!asked_before) continue;
       const bool work = !p->runq.empty() || rt->runq_size.load(std::memory_order_relaxed) > 0;
       if (!work || p->stand_in.load(std::memory_order_relaxed)) continue;
       if (rt->npidle.load(std::memory_order_relaxed) > 0) {
         wakep(rt);  // an idle P can take the work; make sure an M looks
       } else {
         lend_overflow(rt, p, sq);
+        acted = true;
       }
-      acted = true;
     }
   }
   return acted;
