@@ -139,13 +139,19 @@ int serve_mode() {
   return gort::run(
       [] {
         auto c = gort::make_chan<int>();
-        gort::go(gort::Spawn{"parked for curl"}, [c] { gort_serve_parked_here(c); });
+        gort::WaitGroup wg;  // main waits for it: a goroutine left parked keeps c alive (LSan)
+        wg.add(1);
+        gort::go(gort::Spawn{"parked for curl"}, [c, &wg] {
+          gort_serve_parked_here(c);
+          wg.done();
+        });
         while (parked_count("chan receive") < 1) gort::yield();
         std::printf("%s\n", gort::debug::serve_addr(":0").c_str());
         std::fflush(stdout);
         char buf[64];
         while (gort::blocking([&] { return ::read(0, buf, sizeof buf); }) > 0) {}
         c.close();
+        wg.wait();
         gort::debug::stop_serving();
         return 0;
       },
