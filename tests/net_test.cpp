@@ -861,7 +861,9 @@ TEST_P(Net, AcceptBacksOffWhenOutOfDescriptors) {
       auto accepted = gort::make_chan<std::error_code>(1);
       gort::go([&ln, accepted] {
         std::error_code ec;
-        gort::net::Conn s = ln.accept(ec);  // EMFILE: sleeps and retries instead of failing
+        {
+          gort::net::Conn s = ln.accept(ec);  // EMFILE: sleeps and retries instead of failing
+        }  // closed before reporting, so the descriptor count below cannot race with it
         accepted.send(ec);
       });
       wait_parked("sleep", 1);  // backing off

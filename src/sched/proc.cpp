@@ -928,12 +928,15 @@ bool retake(Runtime* rt, std::int64_t now, std::vector<SysmonTick>& seen) {
       // (As in Go, a preemption request is not activity that keeps sysmon at short ticks:
       // a burst of spawning from one goroutine would otherwise keep it busy.)
       const bool asked_before = g->preempt.exchange(true, std::memory_order_relaxed);
-      // Its due timers would wait for it: run them here (what they ready goes global).
-      time_impl::run_due(p->timers, now);
       // A G that calls into the runtime yields within a tick of being asked; only one that
       // did not (a tight loop, a call blocked in the kernel) needs a stand-in.
       if (!asked_before) continue;
-      const bool work = !p->runq.empty() || rt->runq_size.load(std::memory_order_relaxed) > 0;
+      // Due timers count as work for the stand-in (which runs other Ps' timers). sysmon
+      // does not fire them itself: a timer in flight on a thread that is not an M would be
+      // invisible to deadlock detection.
+      const std::int64_t when = p->timers.timer0_when.load(std::memory_order_relaxed);
+      const bool work = !p->runq.empty() || rt->runq_size.load(std::memory_order_relaxed) > 0 ||
+                        (when != 0 && when <= now);
       if (!work || p->stand_in.load(std::memory_order_relaxed)) continue;
       if (rt->npidle.load(std::memory_order_relaxed) > 0) {
         wakep(rt);  // an idle P can take the work; make sure an M looks
