@@ -123,11 +123,13 @@ void add(Timer* t) {
   sched::M* m = sched::this_m();
   sched::P* p = m && m->p ? m->p : rt->allp[0].load(std::memory_order_acquire);
   if (t->retain) t->retain(t);
+  // Read before publishing: once on the heap, another M may fire and re-arm t (a ticker).
+  const std::int64_t when = t->when;
   {
     sched::RuntimeLockGuard l(p->timers.lock);
     p->timers.push(t);
   }
-  sched::timer_added(rt, t->when);
+  sched::timer_added(rt, when);
 }
 
 bool remove(Timer* t) noexcept {
