@@ -313,6 +313,20 @@ void checkdead_locked(Runtime* rt) {
   if (threads == 0) return;
   const std::int64_t others = std::int64_t(threads) - rt->threads_at_start - rt->mcount;
   if (others - g_foreign_blocked.load(std::memory_order_acquire) > 0) return;
+  // Last, as Go's checkdead does: no goroutine may be running or runnable. (A safety net:
+  // a TSan stress run once got here with a goroutine still running, the M accounting
+  // above notwithstanding.) try_lock: allg_lock may be taken before Runtime::lock.
+  if (!rt->allg_lock.try_lock()) return;
+  bool live = false;
+  for (const G* g : rt->allgs) {
+    const GStatus s = g->status.load(std::memory_order_acquire);
+    if (s == GStatus::running || s == GStatus::runnable || s == GStatus::syscall) {
+      live = true;
+      break;
+    }
+  }
+  rt->allg_lock.unlock();
+  if (live) return;
   rt->lock.unlock();
   fatal("all goroutines are asleep - deadlock!");
 }
