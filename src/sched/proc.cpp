@@ -1534,14 +1534,8 @@ void yield() {
   Runtime* rt = g_rt.load(std::memory_order_relaxed);
   if (m->p) check_timers(m->p);
   if (m->p && m->p->runq.empty() && rt->runq_size.load(std::memory_order_relaxed) == 0 && !m->lockedg &&
-      !p_is_retired(rt, m->p)) {
-    // Nothing else to run here. Still a scheduling point (Go's Gosched always is): tell
-    // sysmon this G is not stuck, and drop a preemption request it just honoured.
-    P* p = m->p;
-    p->sched_seq.store(p->sched_seq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    g->preempt.store(false, std::memory_order_relaxed);
-    return;
-  }
+      !p_is_retired(rt, m->p))
+    return;  // nothing else to run here
   reschedule(m, g, Pending{AfterSwitch::requeue, g, nullptr, nullptr});
 }
 
