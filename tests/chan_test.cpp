@@ -21,6 +21,8 @@
 #include "test_util.hpp"
 
 using namespace std::chrono_literals;
+using gort_test::panic_message;
+using gort_test::wait_parked;
 using gort_test::scaled;
 
 namespace {
@@ -34,11 +36,6 @@ GORT_INSTANTIATE_PROCS(ChanStress);
 
 using gort_test::count_parked;
 
-// Yields until at least n goroutines are parked as `reason` (an event wait, not a sleep).
-void wait_parked(const std::string& reason, int n) {
-  while (count_parked(reason) < n) gort::yield();
-}
-
 // Counts live instances, to prove a channel destroys what it holds.
 struct Counted {
   static inline std::atomic<int> live{0};
@@ -49,16 +46,6 @@ struct Counted {
   Counted& operator=(const Counted&) = delete;
   ~Counted() { live.fetch_sub(1); }
 };
-
-template <class F>
-std::string panic_message(F&& f) {
-  try {
-    f();
-  } catch (const gort::panic_error& e) {
-    return e.what();
-  }
-  return "<no panic_error>";
-}
 
 // ---- basics ------------------------------------------------------------------------------
 

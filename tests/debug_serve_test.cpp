@@ -18,6 +18,7 @@
 
 #include "test_util.hpp"
 
+using gort_test::open_fds;
 using gort_test::count_parked;
 
 namespace {
@@ -26,15 +27,6 @@ class Serve : public gort_test::Procs {};
 GORT_INSTANTIATE_PROCS(Serve);
 
 // ---- helpers -----------------------------------------------------------------------------
-
-int open_fds() {
-  DIR* d = opendir("/proc/self/fd");
-  if (!d) return -1;
-  int n = 0;
-  while (readdir(d)) ++n;
-  closedir(d);
-  return n - 3;
-}
 
 struct Reply {
   int status = 0;

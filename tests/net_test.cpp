@@ -23,6 +23,8 @@
 #include "test_util.hpp"
 
 using namespace std::chrono_literals;
+using gort_test::open_fds;
+using gort_test::wait_parked;
 using gort_test::count_parked;
 using gort_test::scaled;
 using Clock = std::chrono::steady_clock;
@@ -36,15 +38,6 @@ GORT_INSTANTIATE_PROCS(NetStress);
 
 // ---- helpers -----------------------------------------------------------------------------
 
-int open_fds() {
-  DIR* d = opendir("/proc/self/fd");
-  if (!d) return -1;
-  int n = 0;
-  while (readdir(d)) ++n;
-  closedir(d);
-  return n - 3;  // ".", ".." and the directory's own descriptor
-}
-
 // Fails the test if the body leaves descriptors open. The poller's own descriptors are
 // made once, so a warm-up listen comes first.
 template <class F>
@@ -54,10 +47,6 @@ void without_fd_leaks(F&& body) {
   const int before = open_fds();
   body();
   EXPECT_EQ(open_fds(), before) << "descriptors leaked";
-}
-
-void wait_parked(const std::string& reason, int n) {
-  while (count_parked(reason) < n) gort::yield();
 }
 
 std::string read_n(gort::net::Conn& c, std::size_t n) {

@@ -23,6 +23,7 @@
 #include "test_util.hpp"
 
 using namespace std::chrono_literals;
+using gort_test::panic_message;
 using gort_test::burn_cpu;
 using gort_test::scaled;
 
@@ -70,16 +71,6 @@ bool yield_until(P&& pred, const char* what = "condition") {
 // Yields until at least n goroutines are parked as `reason`.
 bool wait_parked(const std::string& reason, int n) {
   return yield_until([&] { return count_parked(reason) >= n; }, reason.c_str());
-}
-
-template <class F>
-std::string panic_message(F&& f) {
-  try {
-    f();
-  } catch (const gort::panic_error& e) {
-    return e.what();
-  }
-  return "<no panic_error>";
 }
 
 void join_all(std::vector<std::thread>& ts) {

@@ -1,5 +1,6 @@
 // Shared helpers for gort's own tests.
 #pragma once
+#include <dirent.h>
 #include <gtest/gtest.h>
 
 #include <sstream>
@@ -56,6 +57,32 @@ inline int count_parked(const std::string& reason) {
     for (std::size_t p = s.find(pat); p != std::string::npos; p = s.find(pat, p + 1)) ++n;
   }
   return n;
+}
+
+// Yields until at least n goroutines are parked as `reason` (an event wait, not a sleep).
+inline void wait_parked(const std::string& reason, int n) {
+  while (count_parked(reason) < n) gort::yield();
+}
+
+// What f panics with (gort::panic_error's message), or "<no panic_error>".
+template <class F>
+std::string panic_message(F&& f) {
+  try {
+    f();
+  } catch (const gort::panic_error& e) {
+    return e.what();
+  }
+  return "<no panic_error>";
+}
+
+// The process's open file descriptors (leak checks), -1 if /proc is unavailable.
+inline int open_fds() {
+  DIR* d = opendir("/proc/self/fd");
+  if (!d) return -1;
+  int n = 0;
+  while (readdir(d)) ++n;
+  closedir(d);
+  return n - 3;  // ".", ".." and the directory's own descriptor
 }
 
 #define GORT_INSTANTIATE_PROCS(Suite) \

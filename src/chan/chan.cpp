@@ -316,7 +316,6 @@ constexpr int kSmallSelect = 16;
 
 int select_impl(SelectOp* ops, int n, bool block_ok) {
   sched::preempt_check();
-  // Small selects keep their bookkeeping on the stack.
   // Small selects keep their bookkeeping on the stack; waiters are constructed only if
   // the select has to wait.
   int small_order[kSmallSelect];

@@ -160,7 +160,7 @@ class Writer {
   void num(std::int64_t v) {
     char buf[24];
     auto r = std::to_chars(buf, buf + sizeof buf, v);
-    s_.append(buf, r.ptr);
+    s_.append(buf, std::size_t(r.ptr - buf));
   }
   // Nanoseconds as microseconds with three decimals (the format's unit is µs).
   void us(std::int64_t ns) {

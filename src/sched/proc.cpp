@@ -795,11 +795,12 @@ G* findrunnable(Runtime* rt, M* m) {
     if (netpoll::waiters() > 0 && netpoll::last_poll_ns() != 0) {
       GQueue q;
       if (netpoll::poll(0, q) > 0) {
-        G* g = q.pop_front();
-        san::release(g);
-        g->status.store(GStatus::runnable, std::memory_order_release);
-        inject_glist(rt, q);
-        return g;
+        if (G* g = q.pop_front()) {
+          san::release(g);
+          g->status.store(GStatus::runnable, std::memory_order_release);
+          inject_glist(rt, q);
+          return g;
+        }
       }
     }
     // Due timers of other Ps (idle ones have nobody else to run them); what they ready
@@ -1200,6 +1201,7 @@ void preempt_check() noexcept {
   M* m = this_m();
   G* g = m ? m->curg : nullptr;
   if (!g || !g->preempt.load(std::memory_order_relaxed)) return;
+  if (m->no_preempt) return;  // the request stands: honoured at the next safe point
   g->preempt.store(false, std::memory_order_relaxed);
   if (g->locked_m || !m->p) return;  // a locked G keeps its thread; a P-less one is in blocking()
   g_rt.load(std::memory_order_relaxed)->n_preemptions.fetch_add(1, std::memory_order_relaxed);
@@ -1207,7 +1209,14 @@ void preempt_check() noexcept {
 }
 
 void check_timers(P* p) noexcept {
-  if (p->timers.timer0_when.load(std::memory_order_relaxed) != 0) time_impl::run_due(p->timers, monotonic_ns());
+  if (p->timers.timer0_when.load(std::memory_order_relaxed) == 0) return;
+  // Timer functions run here on whatever goroutine resumed (or g0), some holding locks (an
+  // after_func spawns under its timer's lock): a preemption request must wait, or the
+  // lock's holder would sit in a run queue while its waiters block their threads.
+  M* m = this_m();
+  ++m->no_preempt;
+  time_impl::run_due(p->timers, monotonic_ns());
+  --m->no_preempt;
 }
 
 void timer_added(Runtime* rt, std::int64_t when) noexcept {

@@ -84,7 +84,7 @@ struct IgnoreAccesses {
   IgnoreAccesses(const IgnoreAccesses&) = delete;
   IgnoreAccesses& operator=(const IgnoreAccesses&) = delete;
 #if !GORT_TSAN
-  IgnoreAccesses() = default;
+  IgnoreAccesses() {}  // user-provided: a guard object, not an "unused variable"
 #endif
 };
 

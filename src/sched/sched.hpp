@@ -114,6 +114,9 @@ struct M {
   G* lockedg = nullptr;         // lock_os_thread: the only G this M may run
   G* handoff_g = nullptr;       // g0 runs this before looking for work
   bool spinning = false;
+  // > 0 while the M runs runtime code that must not be rescheduled (Go's m.locks): timer
+  // functions run with locks held (a TimerCore's ops_lock around after_func's spawn).
+  int no_preempt = 0;
   Pending pending;
   Note park;                    // stopm sleeps here
   Note exited;                  // set when the thread leaves its loop

@@ -4,6 +4,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "sched/sanitizer.hpp"
 #include "sched/sched.hpp"
 
 namespace gort::time_impl {
@@ -120,8 +121,13 @@ void discard_all(TimerHeap& h) noexcept {
 void add(Timer* t) {
   sched::Runtime* rt = sched::runtime();
   if (!rt) throw std::logic_error("gort: timers need an active runtime; start one with gort::run(main) first");
-  sched::M* m = sched::this_m();
-  sched::P* p = m && m->p ? m->p : rt->allp[0].load(std::memory_order_acquire);
+  sched::P* p;
+  {
+    // The M's fields belong to its g0 (TSan: another fiber); the P found is locked below.
+    sched::san::IgnoreAccesses ignore;
+    sched::M* m = sched::this_m();
+    p = m && m->p ? m->p : rt->allp[0].load(std::memory_order_acquire);
+  }
   if (t->retain) t->retain(t);
   // Read before publishing: once on the heap, another M may fire and re-arm t (a ticker).
   const std::int64_t when = t->when;
