@@ -74,6 +74,8 @@ WORKLOADS = [
     Workload("tcp_echo", (1, 2), [1000, 1000, 64], [50, 200, 64], ["roundtrips_per_s", "total_ms"],
              higher=("roundtrips_per_s",),
              note="1,000 loopback TCP connections x 1,000 round trips of 64 bytes, one process"),
+    Workload("dump_parked", (2,), [100_000], [2_000], ["dump1_ms", "dump2_ms"],
+             note="goroutine dump (level 1, then 2) with 100k goroutines parked"),
 ]
 
 IMPLS = ("gort", "go", "boost")

@@ -247,7 +247,8 @@ TEST_P(Sched, SetMaxprocsWhileBusyLosesNothing) {
 }
 
 // One goroutine spawns fewer goroutines than its ring holds (so none overflow to the global
-// queue) and parks: another thread can get that work only by stealing it. The goroutines
+// queue) and parks: another thread can get that work only by stealing it (or, if sysmon
+// preempted the spawner, by the spawner itself moving to the other P). The goroutines
 // keep their P busy until one of them has run on a second thread.
 TEST(SchedSteal, WorkIsStolenAcrossProcessors) {
   for (int procs : {2, 8}) {
@@ -266,7 +267,10 @@ TEST(SchedSteal, WorkIsStolenAcrossProcessors) {
       }
       wg.wait();
       EXPECT_TRUE(ran_elsewhere.load());
-      EXPECT_GT(gort::debug::stats().steals, 0u);
+      // Unless sysmon preempted the spawner (then it may have gone on spawning on the other
+      // P: slow machines, qemu), the work moved by stealing.
+      const gort::debug::Stats st = gort::debug::stats();
+      if (st.preemptions == 0) EXPECT_GT(st.steals, 0u);
     }, procs);
   }
 }

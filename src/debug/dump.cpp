@@ -15,8 +15,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <ostream>
+#include <span>
 #include <sstream>
+#include <unordered_map>
 
 #include <gort/debug.hpp>
 
@@ -40,7 +43,9 @@ std::string wait_duration(const G* g) {
 
 }  // namespace
 
-std::string describe_pc(void* pc, bool is_return_address) {
+namespace {
+
+std::string describe_pc_uncached(void* pc, bool is_return_address) {
   Symbol sym = symbolize(pc, is_return_address);
   std::ostringstream os;
   os << (sym.function.empty() ? "?" : sym.function);
@@ -55,6 +60,30 @@ std::string describe_pc(void* pc, bool is_return_address) {
   return os.str();
 }
 
+// Code does not move while the process lives (gort never dlcloses), so a pc's description
+// is computed once: a dump of 100k goroutines parked at a few places symbolizes a few
+// dozen pcs, not millions (libdw's lookups cost tens of microseconds each). Bounded, in
+// case pcs keep coming (JIT code, many modules). The lock is not held while symbolizing.
+constexpr std::size_t kDescribeCacheMax = 1 << 16;
+std::mutex g_describe_mu;
+std::unordered_map<std::uintptr_t, std::string> g_describe_cache;  // key: pc | is_return_address
+
+}  // namespace
+
+std::string describe_pc(void* pc, bool is_return_address) {
+  // The top bit marks a return address (user-space pcs never have it set).
+  const std::uintptr_t key = reinterpret_cast<std::uintptr_t>(pc) ^ (is_return_address ? std::uintptr_t(1) << 63 : 0);
+  {
+    std::lock_guard l(g_describe_mu);
+    if (auto it = g_describe_cache.find(key); it != g_describe_cache.end()) return it->second;
+  }
+  std::string d = describe_pc_uncached(pc, is_return_address);
+  std::lock_guard l(g_describe_mu);
+  if (g_describe_cache.size() >= kDescribeCacheMax) g_describe_cache.clear();
+  g_describe_cache.emplace(key, d);
+  return d;
+}
+
 bool is_scheduler_frame(const std::string& d) {
   for (const char* prefix : {"gort::sched::", "gort_ctx_", "gort::detail::InlineTask", "gort::detail::BoxedTask",
                              "gort::detail::spawn", "gort::debug::write_goroutines"}) {
@@ -66,23 +95,23 @@ bool is_scheduler_frame(const std::string& d) {
 // The goroutine may start running on another thread while we walk: its stack then changes
 // under us (ASan would report reads of redzones that a new frame poisoned). The walk only
 // trusts what the bounds checks allow, so it is exempt from ASan.
-__attribute__((no_sanitize_address)) std::vector<void*> parked_frames(const G* g, int max) {
-  std::vector<void*> pcs;
-  if (!g->started || !g->stack) return pcs;
+__attribute__((no_sanitize_address)) int parked_frames(const G* g, void** out, int max) {
+  if (!g->started || !g->stack || max <= 0) return 0;
   const auto lo = reinterpret_cast<std::uintptr_t>(g->stack.lo);
   const auto hi = reinterpret_cast<std::uintptr_t>(g->stack.hi);
-  pcs.push_back(reinterpret_cast<void*>(g->ctx.pc));
+  int n = 0;
+  out[n++] = reinterpret_cast<void*>(g->ctx.pc);
   std::uintptr_t fp = g->ctx.fp;
-  while (pcs.size() < std::size_t(max) && fp >= lo && fp + 16 <= hi && fp % sizeof(void*) == 0) {
+  while (n < max && fp >= lo && fp + 16 <= hi && fp % sizeof(void*) == 0) {
     auto* frame = reinterpret_cast<std::uintptr_t*>(fp);
     std::uintptr_t ret = frame[1];
     std::uintptr_t next = frame[0];
     if (ret == 0) break;
-    pcs.push_back(reinterpret_cast<void*>(ret));
+    out[n++] = reinterpret_cast<void*>(ret);
     if (next <= fp) break;
     fp = next;
   }
-  return pcs;
+  return n;
 }
 
 std::string goroutine_header(const G* g, bool running_here) {
@@ -129,8 +158,10 @@ void write_goroutine(std::ostream& os, const G* g) {
   if (s == GStatus::idle || s == GStatus::dead) return;  // exited since it was listed
   os << goroutine_header(g, false) << ":\n";
   if (s == GStatus::waiting || (s == GStatus::runnable && g->started)) {
-    for (void* pc : parked_frames(g)) {
-      std::string d = describe_pc(pc, pc != reinterpret_cast<void*>(g->ctx.pc));
+    void* pcs[kMaxDumpFrames];
+    const int n = parked_frames(g, pcs, kMaxDumpFrames);
+    for (int i = 0; i < n; ++i) {
+      std::string d = describe_pc(pcs[i], i > 0);
       if (!is_scheduler_frame(d)) os << d << "\n";
     }
   }
@@ -254,8 +285,16 @@ void write_goroutines(std::ostream& os, int level) {
     }
     return;
   }
-  // Level 1: group by stack, as pprof's debug=1.
-  std::map<std::vector<void*>, int> groups;
+  // Level 1: group by stack, as pprof's debug=1. Looked up by span, so only a new group
+  // allocates its key.
+  struct PcsLess {
+    using is_transparent = void;
+    bool operator()(std::span<void* const> a, std::span<void* const> b) const noexcept {
+      return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end());
+    }
+  };
+  std::map<std::vector<void*>, int, PcsLess> groups;
+  void* key[debug_impl::kMaxDumpFrames + 1];
   for (std::size_t i = 0; i < gs.size(); ++i) {
     // Each walk starts with a cache and TLB miss on a stack nobody touched lately: start
     // the next ones' early (the G 32 ahead, the top frame of the one 16 ahead), so 100k
@@ -266,9 +305,14 @@ void write_goroutines(std::ostream& os, int level) {
     // Only a parked goroutine's saved registers are current (as level 2 walks them).
     const GStatus st = g->status.load(std::memory_order_acquire);
     const bool parked = st == GStatus::waiting || (st == GStatus::runnable && g->started);
-    std::vector<void*> key = g != self && parked ? debug_impl::parked_frames(g) : std::vector<void*>{};
-    key.push_back(g->created_pc);
-    ++groups[key];
+    int n = g != self && parked ? debug_impl::parked_frames(g, key, debug_impl::kMaxDumpFrames) : 0;
+    key[n++] = g->created_pc;
+    const std::span<void* const> pcs(key, std::size_t(n));
+    if (auto it = groups.find(pcs); it != groups.end()) {
+      ++it->second;
+    } else {
+      groups.emplace(std::vector<void*>(pcs.begin(), pcs.end()), 1);
+    }
   }
   os << "goroutine profile: total " << gs.size() << "\n";
   for (auto& [pcs, count] : groups) {

@@ -16,8 +16,10 @@ std::string describe_pc(void* pc, bool is_return_address);
 // left out of dumps, as Go leaves out runtime.goexit.
 bool is_scheduler_frame(const std::string& described);
 
-// Frames of a parked goroutine, from its saved frame pointer (bounded by its stack).
-std::vector<void*> parked_frames(const sched::G* g, int max = 64);
+// Frames of a parked goroutine, from its saved frame pointer (bounded by its stack), into
+// out[0..max); returns how many.
+int parked_frames(const sched::G* g, void** out, int max);
+inline constexpr int kMaxDumpFrames = 64;
 
 // The header line without the trailing colon: "goroutine 7 [chan receive, 2 minutes]".
 std::string goroutine_header(const sched::G* g, bool running_here);

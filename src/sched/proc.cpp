@@ -428,18 +428,15 @@ void free_dead_g(Runtime* rt, M* m, G* g) {
   gfput(rt, m->p, g);
 }
 
-// Carries out what the goroutine that just left asked for (M::pending). Runs as that
-// goroutine's TSan fiber: it completes what that goroutine started (e.g. unlocking the
-// channel it parked on). Returns the TSan fiber of a goroutine that exited, to destroy.
+// Carries out what the goroutine that just left asked for (M::pending), on this M's g0
+// TSan fiber (after_switch has released prev's clock). Returns the TSan fiber of a
+// goroutine that exited, to destroy.
 void* run_pending(M* m, Runtime* rt) {
   san::IgnoreAccesses ignore;
   Pending pend = m->pending;
   m->pending = {};
   G* prev = pend.prev;
   void* dead_fiber = nullptr;
-  // Releasing prev (and its stack) lets whoever next owns them — a goroutine reusing a
-  // dead G or its stack, or teardown — see prev's last accesses.
-  if (prev) san::release(prev);
   switch (pend.what) {
     case AfterSwitch::none:
       break;
@@ -463,7 +460,6 @@ void* run_pending(M* m, Runtime* rt) {
       if (pend.commit && !pend.commit(prev, pend.arg)) ready(prev);
       break;
     case AfterSwitch::exit:
-      if (prev->stack) san::release(prev->stack.lo);
       dead_fiber = prev->tsan_fiber;
       prev->tsan_fiber = nullptr;
       free_dead_g(rt, m, prev);
@@ -499,12 +495,18 @@ void after_switch() {
   }
   if constexpr (san::tsan) {
     // The pending action may make the goroutine that left runnable, and another M may
-    // switch to its fiber at once: carry its clock over (release, then acquire) and run
-    // the action on this M's g0 fiber instead of on the departing goroutine's.
+    // switch to its fiber at once: so the action runs on this M's g0 fiber. Releasing
+    // prev (and a dead one's stack) on prev's own fiber lets whoever next runs it, or
+    // reuses its G or stack, see exactly its accesses. g0 takes prev's clock only for an
+    // action done on prev's behalf (a park's commit unlocks what prev locked; an exit
+    // frees its G): after a yield or a preemption it must not, or g0 would carry every
+    // goroutine's accesses on to the next one it runs and hide their races.
     if (G* prev = m->pending.prev) {
+      const AfterSwitch what = m->pending.what;
       san::release(prev);
+      if (what == AfterSwitch::exit && prev->stack) san::release(prev->stack.lo);
       san::switch_fiber(m->g0.tsan_fiber);
-      san::acquire(prev);
+      if (what == AfterSwitch::park || what == AfterSwitch::exit) san::acquire(prev);
     }
   }
   void* dead_fiber = run_pending(m, g_rt.load(std::memory_order_relaxed));
@@ -1050,6 +1052,16 @@ void schedule_loop(Runtime* rt, M* m) {
       g = findrunnable(rt, m);
       if (!g) return;
       if (m->spinning) reset_spinning(rt, m);
+      if (m->p && p_is_retired(rt, m->p)) {
+        // Our P retired while we looked (maxprocs shrank, or the P we stood in for moved
+        // on): what we found waits for a P still in service, or more than maxprocs would run.
+        {
+          RuntimeLockGuard l(rt->lock);
+          globrunqput_locked(rt, g);
+        }
+        wakep(rt);
+        continue;
+      }
     }
     if (g->locked_m && g->locked_m != m) {
       startlockedm(rt, m, g);
