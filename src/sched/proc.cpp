@@ -642,6 +642,19 @@ void g_entry(void* arg) {
 
 // ---- finding work ----------------------------------------------------------------------
 
+void runnext_backoff() noexcept {
+  const std::int64_t until = monotonic_ns() + 3'000;
+  do {
+    for (int i = 0; i < 16; ++i) {
+#if defined(__x86_64__)
+      __builtin_ia32_pause();
+#elif defined(__aarch64__)
+      asm volatile("yield");
+#endif
+    }
+  } while (monotonic_ns() < until);
+}
+
 // Steals from other Ps in random order (Go's stealWork). Called while spinning.
 G* steal_work(Runtime* rt, M* m) {
   P* p = m->p;
@@ -656,6 +669,12 @@ G* steal_work(Runtime* rt, M* m) {
     for (std::int32_t i = 0; i < n; ++i) {
       P* victim = rt->allp[(start + std::uint32_t(i) * stride) % std::uint32_t(n)].load(std::memory_order_acquire);
       if (!victim || victim == p) continue;
+      // Go's runqgrab: before taking the runnext of a P that is running, give its owner
+      // ~3 µs to run it. The common case is a goroutine that readied another and is about
+      // to block (a channel hand-off): stealing then only moves the pair between threads,
+      // and a thief that gives up at once sleeps and is woken again by the next ready.
+      if (last && victim->status.load(std::memory_order_relaxed) == PStatus::running && victim->runq.only_runnext())
+        runnext_backoff();
       if (G* g = p->runq.steal_from(victim->runq, last)) {
         owner_bump(p->n_steals);
         if (trace::enabled()) trace::steal(p, victim, 1 + p->runq.approx_size());

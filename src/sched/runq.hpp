@@ -70,6 +70,12 @@ class RunQueue {
     return g;
   }
 
+  // Any thread, racy: the ring is empty and only runnext holds a G.
+  bool only_runnext() const noexcept {
+    return head_.load(std::memory_order_acquire) == tail_.load(std::memory_order_acquire) &&
+           runnext_.load(std::memory_order_relaxed) != nullptr;
+  }
+
   // Any thread: a racy size, for heuristics only.
   std::uint32_t approx_size() const noexcept {
     std::uint32_t h = head_.load(std::memory_order_acquire);
