@@ -39,11 +39,7 @@ void RuntimeLock::lock_slow(std::uint32_t c) noexcept {
   for (int i = 0; i < 100; ++i) {
     c = 0;
     if (state_.compare_exchange_weak(c, 1, std::memory_order_acquire, std::memory_order_relaxed)) return;
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield");
-#endif
+    cpu_relax();
   }
   if (c != 2) c = state_.exchange(2, std::memory_order_acquire);
   while (c != 0) {

@@ -26,6 +26,15 @@ std::int64_t monotonic_ns() noexcept;
 // CLOCK_MONOTONIC_COARSE: a few ms of resolution, but no hardware clock read.
 std::int64_t coarse_monotonic_ns() noexcept;
 
+// One step of a spin-wait: tells the core we are spinning (frees the sibling hyperthread).
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
 class RuntimeLock {
  public:
   void lock() noexcept {

@@ -645,13 +645,7 @@ void g_entry(void* arg) {
 void runnext_backoff() noexcept {
   const std::int64_t until = monotonic_ns() + 3'000;
   do {
-    for (int i = 0; i < 16; ++i) {
-#if defined(__x86_64__)
-      __builtin_ia32_pause();
-#elif defined(__aarch64__)
-      asm volatile("yield");
-#endif
-    }
+    for (int i = 0; i < 16; ++i) cpu_relax();
   } while (monotonic_ns() < until);
 }
 

@@ -88,13 +88,7 @@ bool can_spin(int iter) noexcept {
 }
 
 void do_spin() noexcept {
-  for (int i = 0; i < 30; ++i) {
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield");
-#endif
-  }
+  for (int i = 0; i < 30; ++i) sched::cpu_relax();
 }
 
 std::int64_t nanotime() noexcept { return monotonic_ns(); }
