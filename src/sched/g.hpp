@@ -24,6 +24,7 @@
 
 #include "arch/context.hpp"
 #include "stack/stack.hpp"
+#include "time/heap.hpp"
 
 namespace gort::sched {
 
@@ -76,6 +77,9 @@ struct alignas(64) G {
   G* link = nullptr;                   // intrusive link: global queue, free lists, wait lists
   void* wait_param = nullptr;          // set by the waker for the woken (e.g. a select case)
   const detail::TaskOps* task_ops = nullptr;
+  // sleep()'s timer node. Here, not on the sleeper's stack: sifting a heap of 100k
+  // sleepers writes each moved node's index, and G slabs are dense where stacks are not.
+  time_impl::Timer sleep_timer;
   std::string name;                    // Spawn::name (empty for most)
   void* tsan_fiber = nullptr;          // ThreadSanitizer fiber (TSan builds)
   void* asan_fake_stack = nullptr;     // AddressSanitizer fake-stack handle while switched out

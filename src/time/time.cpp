@@ -120,10 +120,12 @@ void sleep_ns(std::int64_t ns) {
     std::this_thread::sleep_for(std::chrono::nanoseconds(ns));
     return;
   }
-  // The node lives on this stack; it is added only once we are switched out (in park's
-  // commit), so its firing cannot ready us before we are parked.
-  Timer t;
+  // The node is the G's own (not pending: a sleep ends only when it fires); it is added
+  // only once we are switched out (in park's commit), so its firing cannot ready us
+  // before we are parked.
+  Timer& t = g->sleep_timer;
   t.when = sched::monotonic_ns() + ns;
+  t.period = 0;
   t.arg = g;
   t.fire = [](Timer* self, std::int64_t, std::uint64_t) noexcept { sched::ready(static_cast<sched::G*>(self->arg)); };
   sched::park(sched::WaitReason::sleep, [](sched::G*, void* node) {
