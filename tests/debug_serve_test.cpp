@@ -19,6 +19,7 @@
 #include "test_util.hpp"
 
 using gort_test::open_fds;
+using gort_test::read_to_eof;
 using gort_test::count_parked;
 
 namespace {
@@ -77,14 +78,6 @@ Reply read_reply(gort::net::Conn& c, std::string& pending, bool head_only = fals
   r.body = pending.substr(0, len);
   pending.erase(0, std::min(len, pending.size()));
   return r;
-}
-
-// Everything the server sends until it closes the connection.
-std::string read_to_eof(gort::net::Conn& c) {
-  std::string s;
-  char buf[4096];
-  while (std::size_t n = c.read(std::span<char>(buf))) s.append(buf, n);
-  return s;
 }
 
 // One request on a fresh connection, `Connection: close`.

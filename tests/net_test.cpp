@@ -24,6 +24,7 @@
 
 using namespace std::chrono_literals;
 using gort_test::open_fds;
+using gort_test::read_to_eof;
 using gort_test::wait_parked;
 using gort_test::count_parked;
 using gort_test::scaled;
@@ -58,13 +59,6 @@ std::string read_n(gort::net::Conn& c, std::size_t n) {
     got += k;
   }
   s.resize(got);
-  return s;
-}
-
-std::string read_all(gort::net::Conn& c) {
-  std::string s;
-  char buf[4096];
-  while (std::size_t k = c.read(std::span<char>(buf))) s.append(buf, k);
   return s;
 }
 
@@ -126,7 +120,7 @@ void echo_round_trip(std::string_view network, const std::string& addr) {
     EXPECT_EQ(c.write(msg), msg.size());
     c.close_write();
   });
-  const std::string back = read_all(c);
+  const std::string back = read_to_eof(c);
   wg.wait();
   EXPECT_EQ(back.size(), msg.size());
   EXPECT_TRUE(back == msg);
@@ -318,7 +312,7 @@ TEST_P(Net, EofAfterCloseWrite) {
       gort::WaitGroup wg;
       wg.go([&] {
         gort::net::Conn s = ln.accept();
-        EXPECT_EQ(read_all(s), "request");  // ends: the client shut its side down
+        EXPECT_EQ(read_to_eof(s), "request");  // ends: the client shut its side down
         char b;
         EXPECT_EQ(s.read(std::span<char>(&b, 1)), 0u) << "EOF stays EOF";
         s.write("response");                 // our side is still open
@@ -326,7 +320,7 @@ TEST_P(Net, EofAfterCloseWrite) {
       gort::net::Conn c = gort::net::dial("tcp", ln.addr());
       c.write("request");
       c.close_write();
-      EXPECT_EQ(read_all(c), "response");
+      EXPECT_EQ(read_to_eof(c), "response");
       auto [ec, what] = failure([&] { c.write("more"); });
       EXPECT_EQ(ec, std::errc::broken_pipe) << what;
       EXPECT_NE(what.find("write tcp " + c.local_addr() + "->" + c.remote_addr() + ": write: "), std::string::npos)
@@ -441,7 +435,7 @@ TEST_P(Net, CloseWakesBlockedReaderAndWriter) {
       EXPECT_THROW(c.close(), std::system_error);
       EXPECT_FALSE(c.local_addr().empty()) << "addresses outlive close";
       // The peer sees the connection end.
-      EXPECT_EQ(read_all(s).size() >= 0u, true);
+      EXPECT_EQ(read_to_eof(s).size() >= 0u, true);
     });
   });
 }
@@ -665,7 +659,7 @@ TEST_P(Net, MoveAndDestroyClose) {
       moved.write("m");
       EXPECT_EQ(read_n(s, 1), "m");
       moved = gort::net::Conn();  // assignment closes what it held: the peer reads EOF
-      EXPECT_EQ(read_all(s), "");
+      EXPECT_EQ(read_to_eof(s), "");
       gort::net::Listener other = std::move(ln);
       EXPECT_FALSE(ln);  // NOLINT(bugprone-use-after-move)
       const std::string addr = other.addr();
@@ -820,7 +814,7 @@ TEST_P(Net, PlainThreadDialsAGoroutineServer) {
           gort::net::Conn c = gort::net::dial("tcp", addr);  // blocks this thread, not a P
           c.write("from a thread");
           c.close_write();
-          got = read_all(c);
+          got = read_to_eof(c);
         } catch (const std::exception& e) {
           got = e.what();
         }
@@ -888,7 +882,7 @@ TEST_P(NetStress, ManyConcurrentConnections) {
             gort::net::Conn c = std::move(accepted);  // closed before done()
             std::string req = read_n(c, 8);
             c.write(req);
-            if (read_all(c).empty()) ++served;  // held open until the client closes
+            if (read_to_eof(c).empty()) ++served;  // held open until the client closes
           });
         }
       });

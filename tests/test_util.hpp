@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 
+#include <span>
 #include <sstream>
 #include <string>
 
@@ -73,6 +74,14 @@ std::string panic_message(F&& f) {
     return e.what();
   }
   return "<no panic_error>";
+}
+
+// Everything c delivers until the peer closes its side.
+inline std::string read_to_eof(gort::net::Conn& c) {
+  std::string s;
+  char buf[4096];
+  while (std::size_t n = c.read(std::span<char>(buf))) s.append(buf, n);
+  return s;
 }
 
 // The process's open file descriptors (leak checks), -1 if /proc is unavailable.
