@@ -72,4 +72,6 @@ void make_context(Context& ctx, void* stack_hi, EntryFn entry, void* arg) noexce
 extern "C" {
 void gort_ctx_switch(gort::arch::Context* save, const gort::arch::Context* load);
 void gort_ctx_trampoline();
+// Calls fn(arg) on the stack whose top (16-byte aligned) is `top`, then returns here.
+void gort_call_on_stack(void* top, void (*fn)(void*) noexcept, void* arg) noexcept;
 }

@@ -59,4 +59,30 @@ gort_ctx_trampoline:
     .cfi_endproc
     .size   gort_ctx_trampoline, .-gort_ctx_trampoline
 
+/* gort_call_on_stack(top, fn, arg): calls fn(arg) with sp at `top` (16-byte aligned) and
+ * returns on the caller's stack. x29 links fn's frames back to the caller's. */
+    .globl  gort_call_on_stack
+    .type   gort_call_on_stack, %function
+    .p2align 4
+gort_call_on_stack:         /* x0 = top, x1 = fn, x2 = arg */
+    .cfi_startproc
+    stp     x29, x30, [sp, #-16]!
+    .cfi_def_cfa_offset 16
+    .cfi_offset x29, -16
+    .cfi_offset x30, -8
+    mov     x29, sp
+    .cfi_def_cfa_register x29
+    mov     sp, x0
+    mov     x0, x2
+    blr     x1
+    mov     sp, x29
+    .cfi_def_cfa_register sp
+    ldp     x29, x30, [sp], #16
+    .cfi_def_cfa_offset 0
+    .cfi_restore x29
+    .cfi_restore x30
+    ret
+    .cfi_endproc
+    .size   gort_call_on_stack, .-gort_call_on_stack
+
     .section .note.GNU-stack,"",%progbits

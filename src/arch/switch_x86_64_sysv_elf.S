@@ -52,4 +52,28 @@ gort_ctx_trampoline:
     .cfi_endproc
     .size   gort_ctx_trampoline, .-gort_ctx_trampoline
 
+/* gort_call_on_stack(top, fn, arg): calls fn(arg) with the stack pointer at `top` (16-byte
+ * aligned) and returns on the caller's stack. rbp links fn's frames back to the caller's,
+ * so frame-pointer walks and the unwinder cross the switch. */
+    .globl  gort_call_on_stack
+    .type   gort_call_on_stack, @function
+    .p2align 4
+gort_call_on_stack:         /* rdi = top, rsi = fn, rdx = arg */
+    .cfi_startproc
+    pushq   %rbp
+    .cfi_def_cfa_offset 16
+    .cfi_offset rbp, -16
+    movq    %rsp, %rbp
+    .cfi_def_cfa_register rbp
+    movq    %rdi, %rsp
+    movq    %rdx, %rdi
+    callq   *%rsi
+    movq    %rbp, %rsp
+    .cfi_def_cfa_register rsp
+    popq    %rbp
+    .cfi_def_cfa_offset 8
+    ret
+    .cfi_endproc
+    .size   gort_call_on_stack, .-gort_call_on_stack
+
     .section .note.GNU-stack,"",@progbits

@@ -71,7 +71,8 @@ StackAllocator::StackAllocator(std::size_t default_size)
       guard_(page_size()),
       slot_(size_ + guard_),
       best_(probe_kernel_guard()),
-      mprotect_budget_(mprotect_budget()) {
+      mprotect_budget_(mprotect_budget()),
+      resident_max_(kPoolResidentMax) {
   // GORT_STACK_GUARD=mprotect|canary forces a weaker guard (to test those paths).
   if (const char* forced = std::getenv("GORT_STACK_GUARD")) {
     if (std::strcmp(forced, "mprotect") == 0) best_ = Guard::mprotect;
@@ -80,9 +81,15 @@ StackAllocator::StackAllocator(std::size_t default_size)
       mprotect_budget_.store(0);
     }
   }
+  // GORT_STACK_RESIDENT=N keeps N free stacks resident instead (tests use a small N).
+  if (const char* n = std::getenv("GORT_STACK_RESIDENT")) resident_max_ = std::strtoul(n, nullptr, 10);
 }
 
 StackAllocator::~StackAllocator() {
+  for (const Stack& s : deferred_odd_) {
+    GORT_STACK_DEREGISTER(s.valgrind_id);
+    munmap(s.lo - guard_, s.size() + guard_);
+  }
   for (unsigned id : valgrind_ids_) GORT_STACK_DEREGISTER(id);
   for (auto [base, len] : slabs_) munmap(base, len);
 }
@@ -121,7 +128,9 @@ void StackAllocator::new_slab() {
 void StackAllocator::get_batch(Stack* out, std::size_t n) {
   sched::RuntimeLockGuard g(lock_);
   for (std::size_t i = 0; i < n; ++i) {
-    if (pool_.empty()) new_slab();
+    // pool_[0, trim_hi_) may be under madvise right now (trim_excess works outside the
+    // lock): never hand those out; fresh stacks go above them.
+    if (pool_.size() <= trim_hi_) new_slab();
     out[i] = pool_.back();
     pool_.pop_back();
     pool_deepest_.pop_back();
@@ -129,16 +138,14 @@ void StackAllocator::get_batch(Stack* out, std::size_t n) {
   trimmed_ = std::min(trimmed_, pool_.size());
 }
 
-// Gives back the pages of a pooled stack that its goroutines touched: from a little below
-// the deepest stack pointer seen up to the top. (Deeper touches between switches are not
-// seen; the next trim of that stack catches them only if it runs deeper again.)
-void StackAllocator::release_pages(Stack& s, char* deepest) noexcept {
+// Where the pages a pooled stack's goroutines touched begin: a little below the deepest
+// stack pointer seen. (Deeper touches between switches are not seen; the next trim of that
+// stack catches them only if it runs deeper again.)
+char* StackAllocator::touched_from(const Stack& s, char* deepest) noexcept {
   const std::size_t ps = page_size();
   char* from = deepest && deepest - kTrimMargin > s.lo ? deepest - kTrimMargin : s.lo;
   from = reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(from) & ~(ps - 1));
-  if (from < s.lo) from = s.lo;
-  madvise(from, std::size_t(s.hi - from), MADV_DONTNEED);
-  if (s.guard == Guard::canary) *reinterpret_cast<std::uint64_t*>(s.lo) = kCanary;
+  return from < s.lo ? s.lo : from;
 }
 
 void StackAllocator::put_batch(Stack* stacks, char* const* deepest, std::size_t n) {
@@ -150,21 +157,49 @@ void StackAllocator::put_batch(Stack* stacks, char* const* deepest, std::size_t 
 std::size_t StackAllocator::trim_excess(std::size_t max) noexcept {
   // Which stacks fall below the high-water mark is decided under the lock; the system
   // calls that release them run outside it.
-  Stack to_trim[16];
-  char* to_trim_deepest[16];
-  std::size_t ntrim = 0;
+  struct Range {
+    char* from;
+    Stack s;
+  };
+  Range batch[kTrimBatch];
+  std::size_t n = 0;
   {
     sched::RuntimeLockGuard g(lock_);
-    while (pool_.size() - trimmed_ > kPoolResidentMax && ntrim < max && ntrim < 16) {
-      to_trim[ntrim] = pool_[trimmed_];
-      to_trim_deepest[ntrim] = pool_deepest_[trimmed_];
+    while (pool_.size() - trimmed_ > resident_max_ && n < max && n < kTrimBatch) {
+      batch[n++] = Range{touched_from(pool_[trimmed_], pool_deepest_[trimmed_]), pool_[trimmed_]};
       pool_deepest_[trimmed_] = nullptr;
       ++trimmed_;
-      ++ntrim;
     }
+    if (n == 0) return 0;
+    ++trimmers_;
+    trim_hi_ = std::max(trim_hi_, trimmed_);  // get_batch leaves the batch alone until we finish
   }
-  for (std::size_t i = 0; i < ntrim; ++i) release_pages(to_trim[i], to_trim_deepest[i]);
-  return ntrim;
+  // One madvise per run of neighbouring slots: each call costs a system call and a TLB
+  // shootdown on every CPU running this process, and a burst of a million goroutines
+  // ending frees stacks mostly in address order. Spanning the untouched bottom of the next
+  // stack and its guard is harmless: both are free, and guard markers and PROT_NONE
+  // survive MADV_DONTNEED. A canary stack is released alone (its canary page stays).
+  std::sort(batch, batch + n, [](const Range& a, const Range& b) { return a.s.lo < b.s.lo; });
+  for (std::size_t i = 0; i < n;) {
+    char* from = batch[i].from;
+    char* to = batch[i].s.hi;
+    std::size_t j = i + 1;
+    if (batch[i].s.guard != Guard::canary) {
+      while (j < n && batch[j].s.guard != Guard::canary && batch[j].s.lo - guard_ == to) to = batch[j++].s.hi;
+    }
+    madvise(from, std::size_t(to - from), MADV_DONTNEED);
+    release_calls_.fetch_add(1, std::memory_order_relaxed);
+    if (batch[i].s.guard == Guard::canary) *reinterpret_cast<std::uint64_t*>(batch[i].s.lo) = kCanary;
+    i = j;
+  }
+  sched::RuntimeLockGuard g(lock_);
+  if (--trimmers_ == 0) trim_hi_ = 0;
+  return n;
+}
+
+StackAllocator::Counts StackAllocator::counts() noexcept {
+  sched::RuntimeLockGuard g(lock_);
+  return Counts{pool_.size(), trimmed_, release_calls_.load(std::memory_order_relaxed)};
 }
 
 Stack StackAllocator::alloc_odd(std::size_t size) {
@@ -179,7 +214,32 @@ Stack StackAllocator::alloc_odd(std::size_t size) {
   return s;
 }
 
+void StackAllocator::begin_foreign_reads() noexcept {
+  // No lock: fatal errors dump from wherever they happen, this allocator's lock held or not.
+  foreign_readers_.fetch_add(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+void StackAllocator::end_foreign_reads() noexcept {
+  std::vector<Stack> now_free;
+  {
+    sched::RuntimeLockGuard g(lock_);
+    if (foreign_readers_.fetch_sub(1, std::memory_order_relaxed) == 1) now_free.swap(deferred_odd_);
+  }
+  for (const Stack& s : now_free) free_odd(s);
+}
+
 void StackAllocator::free_odd(Stack s) noexcept {
+  // The goroutine is dead (its status says so) before we look for readers: a reader that
+  // began before then may still be walking this stack.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (foreign_readers_.load(std::memory_order_relaxed) != 0) {
+    sched::RuntimeLockGuard g(lock_);
+    if (foreign_readers_.load(std::memory_order_relaxed) != 0) {
+      deferred_odd_.push_back(s);
+      return;
+    }
+  }
   if (s.guard == Guard::mprotect) mprotect_budget_.fetch_add(1, std::memory_order_relaxed);
   GORT_STACK_DEREGISTER(s.valgrind_id);
   munmap(s.lo - guard_, s.size() + guard_);

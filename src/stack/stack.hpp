@@ -8,12 +8,15 @@
 // - Default-size stacks come from slabs (kSlabStacks stacks per mmap) and are never
 //   unmapped while the runtime lives; they circulate between per-P caches (LIFO, so the
 //   next goroutine reuses pages still resident) and the global pool. Odd-size stacks
-//   are mapped and unmapped one by one.
+//   are mapped and unmapped one by one; while a goroutine dump reads stacks, their
+//   unmapping waits until it ends.
 // - Memory goes back to the kernel only beyond a high-water mark (first touches of pages
 //   cost ~10 µs on virtual machines, so resident stacks are worth keeping): the global pool
-//   keeps its kPoolResidentMax most recently used stacks resident; idle Ms release the pages of
+//   keeps its resident_max() most recently used stacks resident (kPoolResidentMax, or
+//   $GORT_STACK_RESIDENT); idle Ms release the pages of
 //   older ones (madvise(MADV_DONTNEED) over the part that was used: the reservation stays).
 //   pool_[0, trimmed_) are released, pool_[trimmed_, size) resident; LIFO from the back.
+//   A stack being released (madvise runs outside the lock) is never handed out meanwhile.
 // - Under valgrind every stack is registered (VALGRIND_STACK_REGISTER) from its mapping to
 //   its unmapping: otherwise a switch between two stacks of one slab looks to valgrind like
 //   a stack pointer moving within one stack, and it marks the live frames in between
@@ -55,18 +58,36 @@ class StackAllocator {
 
   std::size_t default_size() const noexcept { return size_; }
   std::size_t guard_size() const noexcept { return guard_; }
+  std::size_t resident_max() const noexcept { return resident_max_; }
 
   // Fills out[0..n) with pooled default-size stacks (allocating slabs as needed).
   void get_batch(Stack* out, std::size_t n);
   // Takes back default-size stacks; `deepest[i]` is the lowest stack pointer seen in use.
   void put_batch(Stack* stacks, char* const* deepest, std::size_t n);
-  // Releases the pages of up to min(max, 16) pooled stacks beyond the resident high-water
-  // mark, oldest first; returns how many. Idle Ms call it before sleeping (Go's scavenger
-  // runs in the background too), so a burst of goroutines ending pays no system calls.
+  // Releases the pages of up to min(max, kTrimBatch) pooled stacks beyond the resident
+  // high-water mark, oldest first, one madvise per run of neighbours; returns how many.
+  // Idle Ms call it before sleeping (Go's scavenger runs in the background too), so a
+  // burst of goroutines ending pays no system calls.
   std::size_t trim_excess(std::size_t max) noexcept;
+
+  struct Counts {
+    std::size_t pooled;         // default-size stacks in the global pool
+    std::size_t released;       // of those, how many have had their pages given back
+    std::uint64_t release_calls;  // madvise calls trim_excess made
+  };
+  Counts counts() noexcept;
 
   Stack alloc_odd(std::size_t size);  // a stack of another size, mapped alone
   void free_odd(Stack s) noexcept;
+
+  // Goroutine dumps read other goroutines' stacks without stopping them. Between these
+  // calls odd-size stacks are not unmapped (frees wait until the last reader ends), so a
+  // goroutine that exits mid-dump cannot pull its stack out from under the reader. Default
+  // stacks are never unmapped. begin_foreign_reads takes no lock (a fatal error's dump calls
+  // it, and then exits without end_) and is a full fence, pairing with free_odd's between a
+  // goroutine's death (its status) and the check for readers.
+  void begin_foreign_reads() noexcept;
+  void end_foreign_reads() noexcept;
 
   // True when p lies in the guard region below some stack's lo (for the SIGSEGV handler:
   // only reads immutable slab bounds, lock-free).
@@ -83,19 +104,28 @@ class StackAllocator {
   const std::size_t slot_;
   Guard best_;  // kernel_guard if the kernel supports it, else mprotect
   std::atomic<std::int64_t> mprotect_budget_;
+  std::size_t resident_max_;  // free stacks kept resident in the pool
 
-  void release_pages(Stack& s, char* deepest) noexcept;
+  static char* touched_from(const Stack& s, char* deepest) noexcept;
 
   sched::RuntimeLock lock_;
   std::vector<Stack> pool_;            // guarded by lock_; LIFO
   std::vector<char*> pool_deepest_;    // guarded by lock_; parallel to pool_
   std::size_t trimmed_ = 0;            // guarded by lock_
+  // While trim_excess calls run (trimmers_ > 0), pool_[0, trim_hi_) may be under madvise
+  // outside the lock and must not be handed out. Both guarded by lock_.
+  int trimmers_ = 0;
+  std::size_t trim_hi_ = 0;
+  std::atomic<std::uint64_t> release_calls_{0};
+  std::atomic<int> foreign_readers_{0};  // written under lock_
+  std::vector<Stack> deferred_odd_;      // guarded by lock_: frees waiting for readers
   std::vector<std::pair<char*, std::size_t>> slabs_;  // guarded by lock_
   std::vector<unsigned> valgrind_ids_;                // guarded by lock_; slab stacks' registrations
 };
 
 inline constexpr std::size_t kSlabStacks = 64;
 inline constexpr std::size_t kPoolResidentMax = 4096;
+inline constexpr std::size_t kTrimBatch = 256;    // stacks released per trim_excess call
 inline constexpr std::size_t kTrimMargin = 16 * 1024;  // released below the deepest sp seen, as a guess of what was touched
 
 // A P's private LIFO cache of default-size stacks: only its owner touches it.
