@@ -6,8 +6,9 @@
 // the lock and sleeps on a futex. Whoever removes the Waiter from the structure calls wake()
 // exactly once. `ticket`/`data` are for the owning structure (FIFO order, a value slot).
 //
-// Lifetime: a Waiter lives on the blocked party's stack; after wake() the waker must not
-// touch it again (the woken party may return and pop that frame at once).
+// Lifetime: a Waiter lives on the blocked party's stack (a semaphore's goroutine waiter in
+// its G's wait_node); after wake() the waker must not touch it again (the woken party may
+// return and reuse that memory at once).
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -49,6 +50,38 @@ struct Waiter {
       foreign_block_check();
       while (woken.load(std::memory_order_acquire) == 0) futex_wait(&woken, 0);
     }
+  }
+
+  // As block(), but a goroutine releases `lock` before it parks, so no waker ever spins on
+  // the lock through the switch. The park's commit and wake_handshake() then agree through
+  // `woken` on who readies the goroutine: 0 waiting, kParked once switched out, kWokenEarly
+  // when woken before that (the commit then cancels the park and it runs on). A Waiter
+  // blocked this way must be woken with wake_handshake().
+  static constexpr std::uint32_t kParked = 1, kWokenEarly = 2;
+  template <class Lock>
+  void block_unlocking_first(WaitReason reason, Lock& lock) {
+    if (!g) {
+      block(reason, lock);
+      return;
+    }
+    woken.store(0, std::memory_order_relaxed);
+    lock.unlock();
+    park(reason, [](G*, void* self) {
+      std::uint32_t expected = 0;
+      return static_cast<Waiter*>(self)->woken.compare_exchange_strong(
+          expected, kParked, std::memory_order_acq_rel, std::memory_order_acquire);
+    }, this);
+  }
+  void wake_handshake() noexcept {
+    if (g) {
+      G* const wg = g;  // once kWokenEarly is set the waiter may return and reuse this memory
+      std::uint32_t expected = 0;
+      if (woken.compare_exchange_strong(expected, kWokenEarly, std::memory_order_acq_rel, std::memory_order_acquire))
+        return;
+      ready(wg);
+      return;
+    }
+    wake();
   }
 
   void wake() noexcept {

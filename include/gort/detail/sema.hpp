@@ -11,6 +11,7 @@ namespace gort::detail {
 struct Sema {
   std::atomic<std::uint32_t> count{0};  // units available
   std::atomic<std::uint32_t> nwait{0};  // waiters queued (read without the lock)
+  std::atomic<std::uint32_t> releasing{0};  // semreleases still touching this Sema
   alignas(8) unsigned char lock[8]{};   // a runtime lock guarding the queue
   void* head = nullptr;                 // FIFO of waiters, guarded by lock
   void* tail = nullptr;
