@@ -17,10 +17,27 @@
 #include <gort/runtime.hpp>
 
 #include "net/fd.hpp"
+#include "sched/sched.hpp"
 
 namespace gort::net_impl {
 
 namespace {
+
+// Runs f() on the M's thread stack: glibc's NSS lookups (getaddrinfo, getservbyname_r) put
+// buffers of up to 64 KiB on the stack, more than a goroutine's default stack has (Go's
+// cgo resolver runs on a thread stack too). Called inside blocking(), which keeps this M.
+template <class F>
+int on_thread_stack(F& f) {
+  struct Call {
+    F* f;
+    int result;
+  } call{&f, 0};
+  sched::on_system_stack([](void* p) noexcept {
+    auto* c = static_cast<Call*>(p);
+    c->result = (*c->f)();
+  }, &call);
+  return call.result;
+}
 
 using net::errc;
 
@@ -100,12 +117,13 @@ bool parse_port(Network net, const std::string& port, std::uint16_t& out, Failur
   }
   // A service name ("http"): /etc/services, which NSS may take anywhere.
   (void)net;
-  int found = gort::blocking([&] {
+  auto lookup = [&]() noexcept {
     servent se, *res = nullptr;
     char buf[1024];
     if (getservbyname_r(port.c_str(), "tcp", &se, buf, sizeof buf, &res) != 0 || res == nullptr) return -1;
     return int(ntohs(static_cast<std::uint16_t>(res->s_port)));
-  });
+  };
+  int found = gort::blocking([&] { return on_thread_stack(lookup); });
   if (found < 0) {
     f.set(errc::unknown_port, "lookup tcp/" + port);
     return false;
@@ -128,11 +146,12 @@ std::vector<SockAddr> lookup_host(Network net, const std::string& host, std::uin
   hints.ai_protocol = IPPROTO_TCP;
   addrinfo* res = nullptr;
   int saved_errno = 0;
-  const int rc = gort::blocking([&] {
+  auto lookup = [&]() noexcept {
     int r = getaddrinfo(host.c_str(), nullptr, &hints, &res);
     saved_errno = detail::last_errno();  // (see fd.hpp)
     return r;
-  });
+  };
+  const int rc = gort::blocking([&] { return on_thread_stack(lookup); });
   if (rc != 0) {
     if (rc == EAI_NONAME || rc == EAI_NODATA || rc == EAI_ADDRFAMILY) {
       f.set(errc::no_such_host, "lookup " + host);

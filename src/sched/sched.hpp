@@ -25,6 +25,8 @@
 // stacks and all-G list have their own locks. Fields documented "owner" are touched only
 // by the M holding the P (or running the G).
 #pragma once
+#include <sys/types.h>
+
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -117,6 +119,7 @@ struct M {
   // > 0 while the M runs runtime code that must not be rescheduled (Go's m.locks): timer
   // functions run with locks held (a TimerCore's ops_lock around after_func's spawn).
   int no_preempt = 0;
+  bool on_system_stack = false;  // a goroutine runs on_system_stack's fn on g0's stack
   Pending pending;
   Note park;                    // stopm sleeps here
   Note exited;                  // set when the thread leaves its loop
@@ -126,6 +129,16 @@ struct M {
   const void* g0_stack_bottom = nullptr;  // ASan: the thread stack's bounds
   std::size_t g0_stack_size = 0;
   void* altstack = nullptr;     // sigaltstack for the stack-overflow handler
+  std::atomic<pid_t> tid{0};    // the kernel's id of the thread, once it runs (0 before)
+  M* alllink = nullptr;         // Runtime::allm_head's list; set before the M is published
+  // Dumps sample the goroutine this M runs through this slot (debug/sample.hpp).
+  struct StackSample {
+    std::atomic<int> state{0};
+    const G* g = nullptr;       // the goroutine the signal found running (nullptr: none)
+    std::uintptr_t leaf_ret = 0;  // where a frameless leaf returns: [sp] (x86-64), lr (arm64)
+    int n = 0;
+    void* pcs[64];
+  } sample;
 };
 
 struct Runtime {
@@ -142,6 +155,7 @@ struct Runtime {
   M* midle = nullptr;                        // guarded by lock
   std::int32_t nmidle = 0;                   // guarded by lock
   std::vector<M*> allm;                      // guarded by lock
+  std::atomic<M*> allm_head{nullptr};        // the same Ms, linked by alllink: read lock-free
   std::int64_t mcount = 0;                   // guarded by lock
 
   std::array<std::atomic<P*>, kMaxProcs> allp{};  // slots filled once, never cleared
@@ -164,10 +178,11 @@ struct Runtime {
   std::int32_t ncpu = 1;                     // num_cpu() at start
 
   // Timers. One M at most sleeps (without a P) until the earliest timer of any P; adding
-  // an earlier timer wakes it. Both fields are guarded by timer_lock.
+  // an earlier timer wakes it. Both fields are written under timer_lock; the deadline (0:
+  // nobody sleeps) is also read without it, by timer_added's fast path.
   RuntimeLock timer_lock;
   M* timer_sleeper = nullptr;
-  std::int64_t timer_sleep_until = 0;
+  std::atomic<std::int64_t> timer_sleep_until{0};
 
   // Deadlock detection (checkdead): Ms asleep in stoplockedm, and the process's thread
   // count when run() started (threads beyond it, and beyond the Ms, may wake goroutines).
@@ -211,8 +226,18 @@ void preempt_check() noexcept;
 
 // A timer due at `when` was added to some P's heap: make sure an M will run it in time.
 void timer_added(Runtime* rt, std::int64_t when) noexcept;
-// Runs due timers of the calling M's P (from the scheduler; cheap when none are due).
-void check_timers(P* p) noexcept;
+// Runs due timers of p, held by the calling M (from the scheduler; free when none are
+// pending, one clock read when some are).
+void run_due_timers(M* m, P* p) noexcept;
+inline void check_timers(M* m, P* p) noexcept {
+  if (p->timers.timer0_when.load(std::memory_order_relaxed) != 0) run_due_timers(m, p);
+}
+
+// Runs fn(arg) on the M's thread stack below g0's frames (Go's systemstack) when called from
+// a goroutine, else in place: for library code whose stack use is large and unbounded
+// (libdw's line tables), which must not overflow a goroutine's small stack. fn must not
+// switch goroutines.
+void on_system_stack(void (*fn)(void*) noexcept, void* arg) noexcept;
 
 // Fatal runtime error: prints "fatal error: <why>" and the goroutine dump, exits 2.
 [[noreturn]] void fatal(const char* why) noexcept;

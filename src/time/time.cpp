@@ -6,6 +6,7 @@
 // recognised as stale and sends nothing — after stop() or reset() no stale tick arrives.
 #include <gort/time.hpp>
 
+#include <new>
 #include <thread>
 
 #include "chan/chan.hpp"
@@ -123,7 +124,8 @@ void sleep_ns(std::int64_t ns) {
   // The node is the G's own (not pending: a sleep ends only when it fires); it is added
   // only once we are switched out (in park's commit), so its firing cannot ready us
   // before we are parked.
-  Timer& t = g->sleep_timer;
+  static_assert(sizeof(Timer) <= sizeof(g->wait_node) && alignof(Timer) <= 8);
+  Timer& t = *new (g->wait_node) Timer;  // not pending: the last sleep ended when it fired
   t.when = sched::monotonic_ns() + ns;
   t.period = 0;
   t.arg = g;
