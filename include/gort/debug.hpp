@@ -24,12 +24,20 @@ struct Stats {
   std::uint64_t preemptions = 0;
   std::uint64_t timers = 0;            // timers pending
   std::uint64_t netpoll_waits = 0;
+  // Free default-size stacks in the global pool (per-P caches hold up to 64 more), how many
+  // of them have had their pages given back to the kernel, and in how many madvise calls.
+  std::uint64_t stacks_pooled = 0;
+  std::uint64_t stacks_released = 0;
+  std::uint64_t stack_release_calls = 0;
 };
 
 // A snapshot of the counters; all zero outside run().
 Stats stats();
 
 // level 2: every goroutine in Go's dump format; level 1: identical stacks grouped, with counts.
+// Goroutines running on other threads are sampled with SIGURG (their threads pause for one
+// frame walk; the dump waits at most 20 ms for them), which gort handles while run() is
+// active, passing on any SIGURG that is not its own.
 void write_goroutines(std::ostream& os, int level = 2);
 
 // An HTTP/1.1 endpoint served by the runtime itself on gort::net (Go's net/http/pprof):

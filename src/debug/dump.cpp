@@ -4,7 +4,8 @@
 // pointers; gort::gort asks user code for them too), every step checked against the
 // goroutine's stack bounds, so a broken chain ends the walk instead of faulting. The
 // running goroutine of the caller is walked with the unwinder. Goroutines running on other
-// threads are listed with their state; their frames are not captured.
+// threads are sampled: their Ms walk their own frames when signalled (debug/sample.hpp);
+// one that does not answer in time is shown as Go shows it, "stack unavailable".
 #include <cxxabi.h>
 #include <dlfcn.h>
 #include <execinfo.h>
@@ -24,6 +25,7 @@
 #include <gort/debug.hpp>
 
 #include "debug/dump.hpp"
+#include "debug/sample.hpp"
 #include "debug/symbolize.hpp"
 #include "netpoll/netpoll.hpp"
 #include "time/heap.hpp"
@@ -46,7 +48,24 @@ std::string wait_duration(const G* g) {
 namespace {
 
 std::string describe_pc_uncached(void* pc, bool is_return_address) {
-  Symbol sym = symbolize(pc, is_return_address);
+  // On the M's thread stack: libdw's first look at a module's line table alone needs more
+  // than 64 KiB, and a panicking goroutine may have a small stack, mostly used.
+  struct Call {
+    void* pc;
+    bool is_return_address;
+    Symbol sym;
+  } call{pc, is_return_address, {}};
+  sched::on_system_stack(
+      [](void* p) noexcept {
+        auto* c = static_cast<Call*>(p);
+        try {
+          c->sym = symbolize(c->pc, c->is_return_address);
+        } catch (...) {
+          c->sym = {};  // out of memory: the frame prints as "?"
+        }
+      },
+      &call);
+  const Symbol& sym = call.sym;
   std::ostringstream os;
   os << (sym.function.empty() ? "?" : sym.function);
   if (sym.function.find('(') == std::string::npos) os << "(...)";
@@ -153,16 +172,31 @@ std::vector<const G*> live_goroutines(Runtime* rt) {
   return out;
 }
 
-void write_goroutine(std::ostream& os, const G* g) {
+namespace {
+
+void write_frames(std::ostream& os, void* const* pcs, int n) {
+  for (int i = 0; i < n; ++i) {
+    std::string d = describe_pc(pcs[i], i > 0);
+    if (!is_scheduler_frame(d)) os << d << "\n";
+  }
+}
+
+}  // namespace
+
+void write_goroutine(std::ostream& os, const G* g, const Samples& running) {
   GStatus s = g->status.load(std::memory_order_acquire);
   if (s == GStatus::idle || s == GStatus::dead) return;  // exited since it was listed
-  os << goroutine_header(g, false) << ":\n";
-  if (s == GStatus::waiting || (s == GStatus::runnable && g->started)) {
-    void* pcs[kMaxDumpFrames];
-    const int n = parked_frames(g, pcs, kMaxDumpFrames);
-    for (int i = 0; i < n; ++i) {
-      std::string d = describe_pc(pcs[i], i > 0);
-      if (!is_scheduler_frame(d)) os << d << "\n";
+  if (auto it = running.find(g); it != running.end()) {
+    // Sampled while it ran: shown running, although it may have parked since.
+    os << goroutine_header(g, true) << ":\n";
+    write_frames(os, it->second.data(), int(it->second.size()));
+  } else {
+    os << goroutine_header(g, false) << ":\n";
+    if (s == GStatus::waiting || (s == GStatus::runnable && g->started)) {
+      void* pcs[kMaxDumpFrames];
+      write_frames(os, pcs, parked_frames(g, pcs, kMaxDumpFrames));
+    } else if (s == GStatus::running) {
+      os << "\tgoroutine running on other thread; stack unavailable\n";
     }
   }
   write_created_by(os, g);
@@ -173,10 +207,13 @@ void dump_all_to_fd(int fd, const G* skip) {
   san::IgnoreAccesses ignore;
   Runtime* rt = runtime();
   if (!rt) return;
+  // Every caller exits after the dump: odd-size stacks stay mapped until then.
+  rt->stacks.begin_foreign_reads();
+  const Samples running = sample_running(rt);
   std::ostringstream os;
   for (const G* g : live_goroutines(rt)) {
     if (g == skip) continue;
-    write_goroutine(os, g);
+    write_goroutine(os, g, running);
   }
   std::string s = os.str();
   ssize_t unused = write(fd, s.data(), s.size());
@@ -258,6 +295,10 @@ Stats stats() {
   s.thread_parks = rt->n_thread_parks.load(std::memory_order_relaxed);
   s.syscall_handoffs = rt->n_handoffs.load(std::memory_order_relaxed);
   s.preemptions = rt->n_preemptions.load(std::memory_order_relaxed);
+  const stack::StackAllocator::Counts stacks = rt->stacks.counts();
+  s.stacks_pooled = stacks.pooled;
+  s.stacks_released = stacks.released;
+  s.stack_release_calls = stacks.release_calls;
   return s;
 }
 
@@ -266,6 +307,13 @@ void write_goroutines(std::ostream& os, int level) {
   Runtime* rt = runtime();
   if (!rt) return;
   G* self = current_g();
+  // Odd-size stacks of goroutines that exit meanwhile stay mapped until we are done.
+  struct ForeignReads {
+    stack::StackAllocator& a;
+    explicit ForeignReads(stack::StackAllocator& s) : a(s) { a.begin_foreign_reads(); }
+    ~ForeignReads() { a.end_foreign_reads(); }
+  } reads(rt->stacks);
+  const debug_impl::Samples running = debug_impl::sample_running(rt);
   std::vector<const G*> gs = debug_impl::live_goroutines(rt);
   if (level >= 2) {
     for (const G* g : gs) {
@@ -280,7 +328,7 @@ void write_goroutines(std::ostream& os, int level) {
         debug_impl::write_created_by(os, g);
         os << "\n";
       } else {
-        debug_impl::write_goroutine(os, g);
+        debug_impl::write_goroutine(os, g, running);
       }
     }
     return;
@@ -305,7 +353,17 @@ void write_goroutines(std::ostream& os, int level) {
     // Only a parked goroutine's saved registers are current (as level 2 walks them).
     const GStatus st = g->status.load(std::memory_order_acquire);
     const bool parked = st == GStatus::waiting || (st == GStatus::runnable && g->started);
-    int n = g != self && parked ? debug_impl::parked_frames(g, key, debug_impl::kMaxDumpFrames) : 0;
+    int n = 0;
+    if (auto it = running.find(g); it != running.end()) {
+      n = int(std::min(it->second.size(), std::size_t(debug_impl::kMaxDumpFrames)));
+      std::copy_n(it->second.begin(), n, key);
+    } else if (g == self) {
+      // The caller, walked here from its caller on, as level 2 shows it.
+      n = backtrace(key, debug_impl::kMaxDumpFrames);
+      if (n > 0) std::copy(key + 1, key + n--, key);
+    } else if (parked) {
+      n = debug_impl::parked_frames(g, key, debug_impl::kMaxDumpFrames);
+    }
     key[n++] = g->created_pc;
     const std::span<void* const> pcs(key, std::size_t(n));
     if (auto it = groups.find(pcs); it != groups.end()) {

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <iosfwd>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "sched/sched.hpp"
@@ -24,8 +25,12 @@ inline constexpr int kMaxDumpFrames = 64;
 // The header line without the trailing colon: "goroutine 7 [chan receive, 2 minutes]".
 std::string goroutine_header(const sched::G* g, bool running_here);
 
-// One goroutine in the level-2 format: header, frames (when parked), "created by", blank line.
-void write_goroutine(std::ostream& os, const sched::G* g);
+// Stacks sampled from goroutines running on other threads (debug/sample.hpp).
+using Samples = std::unordered_map<const sched::G*, std::vector<void*>>;
+
+// One goroutine in the level-2 format: header, frames (parked, or sampled in `running`),
+// "created by", blank line.
+void write_goroutine(std::ostream& os, const sched::G* g, const Samples& running);
 
 // Goroutines that exist now (not idle or dead), in id order. Takes allg_lock briefly.
 std::vector<const sched::G*> live_goroutines(sched::Runtime* rt);

@@ -254,6 +254,9 @@ void for_each_stat(const debug::Stats& s, F&& f) {
   f("preemptions", s.preemptions);
   f("timers", s.timers);
   f("netpoll_waits", s.netpoll_waits);
+  f("stacks_pooled", s.stacks_pooled);
+  f("stacks_released", s.stacks_released);
+  f("stack_release_calls", s.stack_release_calls);
 }
 
 std::string vars_json() {

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "debug/dump.hpp"
+#include "debug/sample.hpp"
 #include "sched/sanitizer.hpp"
 #include "sched/sched.hpp"
 
@@ -58,7 +59,8 @@ void verify_none(const VerifyOptions& o) {
       std::ostringstream os;
       san::IgnoreAccesses ignore;
       os << "found unexpected goroutines:\n";
-      for (const G* g : left) debug_impl::write_goroutine(os, g);
+      const debug_impl::Samples running = debug_impl::sample_running(rt);
+      for (const G* g : left) debug_impl::write_goroutine(os, g, running);
       throw leak_error(os.str());
     }
     // Let them finish: run others here, and give other threads a moment.

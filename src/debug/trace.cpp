@@ -1,7 +1,7 @@
 // debug/trace — recording and writing GORT_TRACE files. Invariants: see trace.hpp.
 //
 // Why binary first, text last: a switch costs tens of nanoseconds, so formatting JSON at
-// each event would multiply its cost; a record is one 32-byte store and a cycle-counter
+// each event would multiply its cost; a record is one 16-byte store and a cycle-counter
 // read. Cycle counts become microseconds at the end, calibrated against CLOCK_MONOTONIC
 // at start and stop.
 #include "debug/trace.hpp"
@@ -44,16 +44,59 @@ struct Event {
   Why why;            // sw: why g stopped
   WaitReason reason;  // sw with why == park
 };
-static_assert(sizeof(Event) == 32);
 
-constexpr std::uint32_t kChunk = 16384;  // events per buffer (512 KiB) before a spill
+// What a buffer stores: an Event in 16 bytes, since writing the records out is most of
+// what tracing costs (a ping-pong records ~4 per round trip). The stamp is the ticks
+// since the buffer's previous record; a gap that does not fit 32 bits is preceded by a
+// clock record holding the full stamp. Ids keep 40 bits (sign-extended back: -1 is g0); a
+// steal packs its count above the victim P's id.
+//   lo: dt (32) | kind (3) why (3) (8) | reason (8) | g bits 0..15
+//   hi: g bits 16..39 | a (40)
+struct Record {
+  std::uint64_t lo, hi;
+};
+static_assert(sizeof(Record) == 16);
+constexpr std::uint8_t kClock = 7;  // the kind of a clock record
+constexpr std::uint64_t kId40 = (std::uint64_t(1) << 40) - 1;
+
+Record pack(std::uint32_t dt, std::uint8_t kind, std::uint8_t why, std::uint8_t reason, std::uint64_t g,
+            std::uint64_t a) noexcept {
+  g &= kId40;
+  a &= kId40;
+  return Record{dt | std::uint64_t(kind | why << 3) << 32 | std::uint64_t(reason) << 40 | (g & 0xFFFF) << 48,
+                g >> 16 | a << 24};
+}
+
+std::int64_t sign_extend40(std::uint64_t v) noexcept { return std::int64_t(v << 24) >> 24; }
+
+// Decodes r, advancing t (the stamp of the record before it). False for a clock record.
+bool unpack(const Record& r, std::uint64_t& t, Event& e) noexcept {
+  const auto kind = std::uint8_t(r.lo >> 32 & 7);
+  const std::uint64_t g = (r.lo >> 48) | (r.hi & 0xFFFFFF) << 16, a = r.hi >> 24;
+  if (kind == kClock) {
+    t = g | a << 40;
+    return false;
+  }
+  t += std::uint32_t(r.lo);
+  e = Event{t, sign_extend40(g), sign_extend40(a), 0, Kind(kind), Why(r.lo >> 35 & 7), WaitReason(r.lo >> 40 & 0xFF)};
+  if (e.kind == Kind::steal) {
+    e.n = std::uint32_t(a >> 20);
+    e.a = std::int64_t(a & 0xFFFFF);
+  }
+  return true;
+}
+
+constexpr std::uint32_t kChunk = 32768;  // records per buffer (512 KiB) before a spill
 constexpr std::int64_t kPlainTid = 1'000'000;
 
 struct Buffer {
   std::int64_t tid = 0;
   std::uint64_t gen = 0;        // the run it belongs to (an abandoned M keeps a stale one)
-  std::uint32_t n = 0;          // owner only (the plain buffer: under g_plain_mu)
-  Event ev[kChunk];
+  // Owner only (the plain buffer: under g_plain_mu):
+  std::uint32_t n = 0;
+  std::uint64_t last_t = 0;     // the stamp of the last record put
+  std::uint64_t chunk_t = 0;    // the stamp before ev[0]
+  Record ev[kChunk];
 };
 
 std::mutex g_mu;                   // guards everything below except the M buffers' contents
@@ -87,14 +130,24 @@ void spill(Buffer* b) noexcept {
   if (g_spill && b->gen == g_gen) {
     std::fwrite(&b->tid, sizeof b->tid, 1, g_spill);
     std::fwrite(&b->n, sizeof b->n, 1, g_spill);
-    std::fwrite(b->ev, sizeof(Event), b->n, g_spill);
+    std::fwrite(&b->chunk_t, sizeof b->chunk_t, 1, g_spill);
+    std::fwrite(b->ev, sizeof(Record), b->n, g_spill);
   }
   b->n = 0;
+  b->chunk_t = b->last_t;
 }
 
 inline void put(Buffer* b, const Event& e) noexcept {
-  if (b->n == kChunk) spill(b);
-  b->ev[b->n++] = e;
+  if (b->n + 2 > kChunk) spill(b);  // room for a clock record and the event
+  std::uint64_t dt = e.t - b->last_t;
+  if (dt > 0xFFFFFFFFu) {
+    b->ev[b->n++] = pack(0, kClock, 0, 0, e.t & kId40, e.t >> 40);
+    dt = 0;
+  }
+  const std::uint64_t a = e.kind == Kind::steal ? std::uint64_t(e.a) | std::uint64_t(e.n) << 20 : std::uint64_t(e.a);
+  b->ev[b->n++] = pack(std::uint32_t(dt), std::uint8_t(e.kind), std::uint8_t(e.why), std::uint8_t(e.reason),
+                       std::uint64_t(e.g), a);
+  b->last_t = e.t;
 }
 
 Buffer* new_buffer(std::int64_t tid) {
@@ -343,20 +396,26 @@ void stop(bool abandoned) noexcept {
       for (Buffer* b : g_bufs) write_thread_name(w, b->tid);
       // Spilled chunks first: per track they precede what is still in memory.
       std::rewind(g_spill);
-      std::vector<Event> chunk(kChunk);
+      std::vector<Record> chunk(kChunk);
       std::map<std::int64_t, bool> open;  // per track: a slice is open
-      auto emit = [&](std::int64_t tid, const Event& e) {
-        write_event(w, tid, e, c);
-        if (e.kind == Kind::sw) open[tid] = e.a >= 0;
+      auto emit = [&](std::int64_t tid, const Record* r, std::uint32_t n, std::uint64_t t) {
+        Event e;
+        for (std::uint32_t i = 0; i < n; ++i) {
+          if (!unpack(r[i], t, e)) continue;
+          write_event(w, tid, e, c);
+          if (e.kind == Kind::sw) open[tid] = e.a >= 0;
+        }
       };
       std::int64_t tid;
       std::uint32_t n;
+      std::uint64_t chunk_t;
       while (std::fread(&tid, sizeof tid, 1, g_spill) == 1 && std::fread(&n, sizeof n, 1, g_spill) == 1 && n <= kChunk &&
-             std::fread(chunk.data(), sizeof(Event), n, g_spill) == n) {
-        for (std::uint32_t i = 0; i < n; ++i) emit(tid, chunk[i]);
+             std::fread(&chunk_t, sizeof chunk_t, 1, g_spill) == 1 &&
+             std::fread(chunk.data(), sizeof(Record), n, g_spill) == n) {
+        emit(tid, chunk.data(), n, chunk_t);
       }
       for (Buffer* b : g_bufs) {
-        for (std::uint32_t i = 0; i < b->n; ++i) emit(b->tid, b->ev[i]);
+        emit(b->tid, b->ev, b->n, b->chunk_t);
         // A slice still open (its M was abandoned mid-goroutine) ends with the trace.
         if (open[b->tid]) write_event(w, b->tid, Event{t1, 0, -1, 0, Kind::sw, Why::trace_end, WaitReason::none}, c);
       }

@@ -6,7 +6,7 @@
 //   `if (trace::enabled()) trace::go_create(g);`, and everything past the flag lives out of
 //   line in trace.cpp. The flag is set by run() before its first goroutine runs and cleared
 //   before it flushes, so events are only recorded while a run is active.
-// - Each M appends to its own buffer (no lock, no shared cache line): binary 32-byte
+// - Each M appends to its own buffer (no lock, no shared cache line): binary 16-byte
 //   records stamped with the CPU's cycle counter. A full buffer is spilled, still binary,
 //   to a side file under one lock; text formatting happens once, at the end of the run,
 //   after every M has exited. Plain threads (a go() from outside, a wake from a plain
@@ -28,8 +28,14 @@ namespace detail {
 [[gnu::visibility("hidden")]] extern std::atomic<bool> g_on;
 }  // namespace detail
 
+// GORT_NO_TRACE_HOOKS compiles every hook out: the baseline that measures what the hooks
+// cost while tracing is off (docs/benchmarks.md).
 [[gnu::always_inline]] inline bool enabled() noexcept {
+#ifdef GORT_NO_TRACE_HOOKS
+  return false;
+#else
   return __builtin_expect(detail::g_on.load(std::memory_order_relaxed), false);
+#endif
 }
 
 // g was created by the calling goroutine (or a plain thread) and is about to be queued.

@@ -1,4 +1,5 @@
-// sched/signals — a goroutine's stack overflow as a clean fatal error; SIGQUIT as Go's dump.
+// sched/signals — a goroutine's stack overflow as a clean fatal error; SIGQUIT as Go's dump;
+// SIGURG samples running goroutines for dumps (debug/sample.hpp).
 //
 // Each M has an alternate signal stack, so the SIGSEGV raised by touching a guard page can
 // be handled although the goroutine's stack is exhausted. The handler only reads the
@@ -23,6 +24,7 @@
 #include <cstring>
 
 #include "debug/dump.hpp"
+#include "debug/sample.hpp"
 #include "sched/sched.hpp"
 
 namespace gort::sched {
@@ -168,12 +170,14 @@ void install_signal_handlers() {
   quit.sa_flags = SA_SIGINFO | SA_RESTART;
   sigemptyset(&quit.sa_mask);
   sigaction(SIGQUIT, &quit, &g_prev_quit);
+  debug_impl::install_sample_handler();
 }
 
 void restore_signal_handlers() {
   sigaction(SIGSEGV, &g_prev_segv, nullptr);
   sigaction(SIGBUS, &g_prev_bus, nullptr);
   sigaction(SIGQUIT, &g_prev_quit, nullptr);
+  debug_impl::restore_sample_handler();
 }
 
 void setup_altstack(M* m) {
