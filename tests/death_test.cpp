@@ -3,8 +3,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -46,6 +48,38 @@ TEST_F(Panic, UncaughtExceptionInGoroutinePrintsPanicAndExits2) {
 TEST_F(Panic, UncaughtExceptionInMainPanicsAsGoroutineOne) {
   EXPECT_EXIT(gort::run([] { throw gort::panic_error("send on closed channel"); }), ::testing::ExitedWithCode(2),
               "panic: gort::panic_error: send on closed channel\n\ngoroutine 1 \\[running\\]:");
+}
+
+// Symbolizing (libdw's first look at a line table alone needs more than 64 KiB of stack)
+// runs on the thread's stack: a goroutine with a small stack still reports its panic, and
+// can dump every goroutine, instead of overflowing in the middle of the report.
+TEST_F(Panic, ReportedInFullFromASmallStack) {
+  EXPECT_EXIT(gort::run([] {
+                gort::go(gort::Spawn{"small", 32 * 1024}, [] { throw_boom(); });
+                for (;;) gort::yield();
+              }),
+              ::testing::ExitedWithCode(2),
+              "panic: std::runtime_error: boom\n\ngoroutine [0-9]+ \\[running\\] \"small\":\n.*throw_boom");
+}
+
+TEST_F(Panic, GoroutinesDumpedFromASmallStack) {
+  EXPECT_EXIT(
+      {
+        gort::run([] {
+          gort::WaitGroup wg;
+          wg.add(1);
+          gort::go(gort::Spawn{"small", 32 * 1024}, [&wg] {
+            while (gort_test::count_parked("sync.WaitGroup.Wait") < 1) gort::yield();  // main
+            std::ostringstream os;
+            gort::debug::write_goroutines(os, 2);
+            std::fputs(os.str().c_str(), stderr);
+            wg.done();
+          });
+          wg.wait();
+        });
+        std::exit(7);
+      },
+      ::testing::ExitedWithCode(7), "goroutine 1 \\[sync.WaitGroup.Wait\\]:\n(.|\n)*goroutine [0-9]+ \\[running\\] \"small\":\n");
 }
 
 TEST_F(Panic, RecoveredInsideTheGoroutineIsNotAPanic) {
@@ -317,6 +351,32 @@ TEST_F(Sigquit, FromAGoroutineDumpsEveryGoroutineAndExits2) {
 TEST_F(Sigquit, FromOutsideDumpsEveryGoroutineAndExits2) {
   EXPECT_EXIT(parked_then_quit([] { std::thread([] { kill(getpid(), SIGQUIT); }).detach(); }),
               ::testing::ExitedWithCode(2), kQuitDump);
+}
+
+}  // namespace
+
+// A goroutine running on another thread when SIGQUIT comes is sampled: it is listed
+// running, with its frames (its M walks them when signalled), not "stack unavailable".
+// (Outside the anonymous namespace: without libdw, as in the arm64 build, dumps name only
+// exported functions.)
+[[gnu::noinline]] void spin_forever(std::atomic<bool>& spinning) {
+  spinning = true;
+  for (;;) asm volatile("" ::: "memory");
+}
+
+namespace {
+
+TEST_F(Sigquit, ShowsTheFramesOfAGoroutineRunningOnAnotherThread) {
+  EXPECT_EXIT(gort::run(
+                  [] {
+                    static std::atomic<bool> spinning{false};
+                    gort::go(gort::Spawn{"spinner"}, [] { spin_forever(spinning); });
+                    while (!spinning) gort::yield();
+                    raise(SIGQUIT);
+                    for (;;) gort::sleep(std::chrono::hours(1));
+                  },
+                  gort::Config{.maxprocs = 2}),
+              ::testing::ExitedWithCode(2), "goroutine 2 \\[running\\] \"spinner\":\n[^\n]*spin_forever");
 }
 #endif  // !__SANITIZE_THREAD__
 

@@ -26,7 +26,6 @@ using namespace std::chrono_literals;
 using gort_test::open_fds;
 using gort_test::read_to_eof;
 using gort_test::wait_parked;
-using gort_test::count_parked;
 using gort_test::scaled;
 using Clock = std::chrono::steady_clock;
 
@@ -44,10 +43,14 @@ GORT_INSTANTIATE_PROCS(NetStress);
 template <class F>
 void without_fd_leaks(F&& body) {
   { gort::net::listen("tcp", "127.0.0.1:0"); }
-  count_parked("warm-up");  // the symbolizer keeps the executable open once it has read it
-  const int before = open_fds();
+  const std::multiset<std::string> before = gort_test::open_fd_targets();
   body();
-  EXPECT_EQ(open_fds(), before) << "descriptors leaked";
+  const std::multiset<std::string> after = gort_test::open_fd_targets();
+  std::string leaked;
+  for (const std::string& t : after) {
+    if (after.count(t) > before.count(t)) leaked += " " + t;
+  }
+  EXPECT_EQ(after.size(), before.size()) << "descriptors leaked:" << leaked;
 }
 
 std::string read_n(gort::net::Conn& c, std::size_t n) {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -168,40 +169,65 @@ TEST_P(Sched, YieldLetsOthersRun) {
 
 TEST(SchedOneProc, YieldAlternatesBetweenTwoGoroutines) {
   gort::testing::run_test([] {
-    // Atomics: yield orders the goroutines here but, as in Go, synchronizes nothing.
-    std::atomic<int> order[10];
-    std::atomic<int> next{0};
-    gort::WaitGroup wg;
-    for (int id = 0; id < 2; ++id) {
-      wg.go([&, id] {
-        for (int i = 0; i < 5; ++i) {
-          order[next.fetch_add(1)].store(id);
-          gort::yield();
-        }
-      });
+    // A round that sysmon disturbs proves nothing about the order: a preemption, or a
+    // stand-in P lent while the host descheduled our thread (it may outlive the event that
+    // caused it, and runs the other goroutine on a second thread in parallel). Repeat until
+    // a round runs undisturbed, on one thread, and check that one.
+    for (int round = 0; round < 50; ++round) {
+      const std::uint64_t preempted_before = gort::debug::stats().preemptions;
+      // Atomics: yield orders the goroutines here but, as in Go, synchronizes nothing.
+      std::atomic<int> order[10];
+      std::atomic<pthread_t> thread[10];
+      std::atomic<int> next{0};
+      gort::WaitGroup wg;
+      for (int id = 0; id < 2; ++id) {
+        wg.go([&, id] {
+          for (int i = 0; i < 5; ++i) {
+            const int at = next.fetch_add(1);
+            order[at].store(id);
+            thread[at].store(pthread_self());
+            gort::yield();
+          }
+        });
+      }
+      wg.wait();
+      ASSERT_EQ(next.load(), 10);
+      bool one_thread = true;
+      for (int i = 1; i < 10; ++i) one_thread = one_thread && pthread_equal(thread[i].load(), thread[0].load());
+      if (!one_thread || gort::debug::stats().preemptions != preempted_before) continue;
+      for (int i = 1; i < 10; ++i) EXPECT_NE(order[i].load(), order[i - 1].load()) << "at " << i;
+      return;
     }
-    wg.wait();
-    ASSERT_EQ(next.load(), 10);
-    for (int i = 1; i < 10; ++i) EXPECT_NE(order[i].load(), order[i - 1].load()) << "at " << i;
+    ADD_FAILURE() << "50 rounds of 10 yields were all disturbed by sysmon";
   }, 1);
 }
 
-// At most maxprocs goroutines run at once: goroutines that never yield hold their P.
+// At most maxprocs goroutines run at once: goroutines that never yield hold their P. Two
+// events let one more run, each: sysmon preempting a goroutine whose thread a loaded host
+// descheduled for 10 ms (it stays counted in `running` while another runs), and sysmon
+// lending a stand-in P to a P stuck behind one. Both count in stats().preemptions, so each
+// round may exceed maxprocs by at most its own count of them; rounds repeat until one runs
+// undisturbed (under TSan with the suite running beside, most rounds are disturbed).
 void expect_parallelism_bounded(int procs) {
-  std::atomic<int> running{0}, peak{0};
-  gort::WaitGroup wg;
-  for (int i = 0; i < 16; ++i) {
-    wg.go([&] {
-      int now = running.fetch_add(1) + 1;
-      int p = peak.load();
-      while (now > p && !peak.compare_exchange_weak(p, now)) {}
-      gort_test::burn_cpu(200'000);
-      running.fetch_sub(1);
-    });
+  for (int round = 0; round < 20; ++round) {
+    const std::uint64_t preempted_before = gort::debug::stats().preemptions;
+    std::atomic<int> running{0}, peak{0};
+    gort::WaitGroup wg;
+    for (int i = 0; i < 16; ++i) {
+      wg.go([&] {
+        int now = running.fetch_add(1) + 1;
+        int p = peak.load();
+        while (now > p && !peak.compare_exchange_weak(p, now)) {}
+        gort_test::burn_cpu(200'000);
+        running.fetch_sub(1);
+      });
+    }
+    wg.wait();
+    const auto disturbed = std::int64_t(gort::debug::stats().preemptions - preempted_before);
+    EXPECT_GE(peak.load(), 1);
+    EXPECT_LE(peak.load(), procs + disturbed) << "round " << round << ", " << disturbed << " preemptions";
+    if (disturbed == 0) return;
   }
-  wg.wait();
-  EXPECT_LE(peak.load(), procs);
-  EXPECT_GE(peak.load(), 1);
 }
 
 TEST_P(Sched, AtMostMaxprocsRunAtOnce) {
@@ -391,17 +417,29 @@ TEST_P(Sched, UnannouncedBlockingCallDoesNotStallOthers) {
   });
 }
 
-// sysmon backs off when nothing needs it: an idle program burns next to no CPU.
+// sysmon backs off when nothing needs it: an idle program burns next to no CPU. The best of
+// up to three 300 ms windows: under qemu (the arm64 stage) one window in about eight took
+// 5-7% (emulated wake-ups of qemu's own), the code before and after this test's last
+// change alike. A runtime that busy-waits fails every window.
 TEST_P(Sched, IdleProgramStaysNearZeroCpu) {
   run([] {
-    timespec a{}, b{};
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
-    const auto t0 = std::chrono::steady_clock::now();
-    gort::sleep(300ms);
-    const auto wall = std::chrono::steady_clock::now() - t0;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
-    const auto cpu = std::chrono::seconds(b.tv_sec - a.tv_sec) + std::chrono::nanoseconds(b.tv_nsec - a.tv_nsec);
-    EXPECT_LT(cpu, wall / (gort_test::kScale == 1 ? 20 : 4)) << "CPU " << cpu.count() << " ns over " << wall.count() << " ns";
+    std::chrono::nanoseconds best_cpu{}, best_wall{};
+    for (int window = 0; window < 3; ++window) {
+      timespec a{}, b{};
+      clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+      const auto t0 = std::chrono::steady_clock::now();
+      gort::sleep(300ms);
+      const auto wall = std::chrono::steady_clock::now() - t0;
+      clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+      const auto cpu = std::chrono::seconds(b.tv_sec - a.tv_sec) + std::chrono::nanoseconds(b.tv_nsec - a.tv_nsec);
+      if (window == 0 || cpu * best_wall.count() < best_cpu * wall.count()) {  // a lower ratio
+        best_cpu = cpu;
+        best_wall = wall;
+      }
+      if (best_cpu < best_wall / (gort_test::kScale == 1 ? 20 : 4)) break;
+    }
+    EXPECT_LT(best_cpu, best_wall / (gort_test::kScale == 1 ? 20 : 4))
+        << "CPU " << best_cpu.count() << " ns over " << best_wall.count() << " ns";
   });
 }
 
@@ -428,6 +466,175 @@ TEST_P(Sched, NamedGoroutinesAndOwnStackSize) {
     wg.wait();
     EXPECT_TRUE(ran.load());
   });
+}
+
+// Dumps walk parked goroutines' stacks without stopping them. Goroutines with their own
+// stack size (mapped alone, unmapped when they exit) end while dumps walk them: their
+// stacks must stay mapped until the dump is done (without that, a Release build segfaulted
+// in 2 of 6 batches of 10 runs of this test). Rounds alternate: the dump before the release
+// (it must list all 8), and the release racing the dump (it must still be well formed).
+TEST_P(Sched, DumpsWhileOwnStackGoroutinesExit) {
+  run([] {
+    for (int round = 0; round < scaled(100); ++round) {
+      const bool level2 = round % 2 == 0, racing = round % 4 >= 2;
+      auto release = gort::make_chan<int>();
+      gort::WaitGroup parked, exited;
+      for (int i = 0; i < 8; ++i) {
+        parked.add(1);
+        exited.add(1);
+        gort::go(gort::Spawn{"own-stack", 128 << 10}, [&parked, &exited, release] {
+          parked.done();
+          release.recv();
+          exited.done();
+        });
+      }
+      parked.wait();
+      gort::WaitGroup dumping;
+      std::string text;
+      dumping.go([&] {
+        std::ostringstream os;
+        gort::debug::write_goroutines(os, level2 ? 2 : 1);
+        text = os.str();
+      });
+      if (!racing) dumping.wait();
+      release.close();  // racing: they exit while the dump may be walking their stacks
+      dumping.wait();
+      exited.wait();
+      EXPECT_NE(text.find(level2 ? "goroutine 1 [" : "goroutine profile: total"), std::string::npos) << text;
+      if (level2 && !racing) {
+        int listed = 0;
+        for (auto p = text.find("\"own-stack\""); p != std::string::npos; p = text.find("\"own-stack\"", p + 1)) ++listed;
+        EXPECT_GE(listed, 8) << text;  // and the last round's, if still on their way out
+      }
+    }
+  });
+}
+
+}  // namespace
+
+// A goroutine running on another thread has no saved registers to walk: a dump samples it
+// (its M walks its own frames when signalled), so it shows "[running]" with its frames, as
+// Go's dumps do. A sample can miss (the M must answer within 20 ms): a few tries.
+// (Outside the anonymous namespace: without libdw, as in the arm64 build, dumps name only
+// exported functions.)
+[[gnu::noinline]] bool should_stop(std::atomic<bool>& spinning, const std::atomic<bool>& stop) {
+  spinning.store(true);
+  return stop.load(std::memory_order_relaxed);
+}
+
+// Spends its time in its own code, which has frame pointers. Under TSan, which holds a
+// signal back until the thread next enters its runtime, the sample is taken at should_stop
+// with the registers of where the signal landed; an instrumented loop would mostly land
+// inside the TSan runtime, which keeps no frame pointers, and the walk would stop there.
+[[gnu::noinline, gnu::no_sanitize("thread")]] void spin_until_stopped(std::atomic<bool>& spinning,
+                                                                       const std::atomic<bool>& stop) {
+  while (!should_stop(spinning, stop)) gort_test::burn_cpu(10'000);
+}
+
+namespace {
+
+TEST(Dumps, RunningGoroutineOnAnotherThreadShowsItsFrames) {
+  gort::testing::run_test(
+      [] {
+        std::atomic<bool> spinning{false}, stop{false};
+        gort::WaitGroup wg;
+        std::atomic<std::int64_t> spinner{0};
+        wg.go([&] {
+          spinner = gort::goroutine_id();
+          spin_until_stopped(spinning, stop);
+        });
+        while (!spinning.load()) gort::yield();
+        const std::string header = "goroutine " + std::to_string(spinner.load()) + " [running]:\n";
+        std::string level2, level1;
+        for (int attempt = 0; attempt < 20; ++attempt) {
+          std::ostringstream os2, os1;
+          gort::debug::write_goroutines(os2, 2);
+          gort::debug::write_goroutines(os1, 1);
+          level2 = os2.str();
+          level1 = os1.str();
+          const std::size_t at = level2.find(header);
+          const std::size_t frame = level2.find("spin_until_stopped", at);
+          if (at != std::string::npos && frame != std::string::npos && frame < level2.find("\n\n", at) &&
+              level1.find("spin_until_stopped") != std::string::npos)
+            break;
+        }
+        stop = true;
+        wg.wait();
+        // Level 2: the header, then its frames up to the blank line that ends the goroutine.
+        const std::size_t at = level2.find(header);
+        ASSERT_NE(at, std::string::npos) << level2;
+        const std::string block = level2.substr(at, level2.find("\n\n", at) - at);
+        EXPECT_NE(block.find("spin_until_stopped"), std::string::npos) << block;
+        EXPECT_EQ(block.find("stack unavailable"), std::string::npos) << block;
+        EXPECT_NE(block.find("created by"), std::string::npos) << block;
+        // Level 1: the sampled stack is a group of its own.
+        EXPECT_NE(level1.find("spin_until_stopped"), std::string::npos) << level1;
+      },
+      2);
+}
+
+// A burst's stacks beyond the resident high-water mark ($GORT_STACK_RESIDENT, 4096 by
+// default) go back to the kernel once Ms idle, in runs of neighbouring stacks.
+TEST_P(Sched, BurstStacksAreReleasedInRunsWhenIdle) {
+  static constexpr std::uint64_t kBurst = 1500, kResident = 256;
+  setenv("GORT_STACK_RESIDENT", std::to_string(kResident).c_str(), 1);
+  run([] {
+    gort::WaitGroup parked, gate, done;
+    gate.add(1);
+    parked.add(int(kBurst));
+    done.add(int(kBurst));
+    for (std::uint64_t i = 0; i < kBurst; ++i) {
+      gort::go([&] {
+        parked.done();
+        gate.wait();  // all parked at once: each holds its own stack
+        done.done();
+      });
+    }
+    parked.wait();
+    gate.done();
+    done.wait();
+    // Ms trim before sleeping: main sleeping lets them idle. Polls the runtime's own
+    // counters, with a deadline (a runtime that never trims fails here).
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    gort::debug::Stats s = gort::debug::stats();
+    while (s.stacks_pooled - s.stacks_released > kResident && std::chrono::steady_clock::now() < deadline) {
+      gort::sleep(5ms);
+      s = gort::debug::stats();
+    }
+    const std::uint64_t cached = 64 * std::uint64_t(gort::maxprocs());  // per-P caches
+    EXPECT_LE(s.stacks_pooled - s.stacks_released, kResident);
+    EXPECT_GE(s.stacks_pooled + cached, kBurst) << "stacks lost";
+    EXPECT_GE(s.stacks_released, kBurst - kResident - cached);
+    // Neighbours share a call (how many depends on the order stacks came back; the
+    // parked benchmark measures it).
+    EXPECT_LT(s.stack_release_calls, s.stacks_released);
+  });
+  unsetenv("GORT_STACK_RESIDENT");
+}
+
+// Idle Ms release free stacks (madvise, outside the pool's lock) while goroutines start
+// and end around them: a stack being released is never handed to a new goroutine, whose
+// frames the release would zero.
+TEST_P(Sched, StacksBeingReleasedAreNeverReused) {
+  setenv("GORT_STACK_RESIDENT", "0", 1);  // every free pooled stack gets released
+  run([] {
+    std::atomic<long> corrupted{0};
+    for (int round = 0; round < 40; ++round) {
+      gort::WaitGroup wg;
+      for (std::uint64_t i = 0; i < 300; ++i) {
+        wg.go([&corrupted, i] {
+          volatile std::uint64_t frame[64];
+          const std::uint64_t mark = 0x9e3779b97f4a7c15ull * (i + 1);
+          for (auto& w : frame) w = mark;
+          gort::sleep(50us);  // parked: Ms go idle and trim meanwhile
+          for (auto& w : frame) corrupted += w != mark;
+        });
+      }
+      wg.wait();
+    }
+    EXPECT_EQ(corrupted.load(), 0);
+  });
+  unsetenv("GORT_STACK_RESIDENT");
 }
 
 // An idle runtime sleeps: its threads use ~no CPU while main waits in a blocking call.

@@ -4,6 +4,7 @@
 // dump (an event wait on the runtime's own state), never a sleep.
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -247,6 +248,40 @@ TEST_P(Mutexes, StarvationModeHandsTheLockToAnOldWaiter) {
     EXPECT_LT(hog_rounds.load(), bound) << "the waiter got the lock only after the hog gave up";
   });
 }
+
+// Two Mutexes used as binary semaphores (Go allows unlocking from another goroutine) pass a
+// baton back and forth: every lock blocks, and the unlock that wakes it often lands while
+// the blocked goroutine is still on its way to parking (the semaphore releases its lock
+// before the park, and the two agree through a handshake). The plain counters check that
+// each side sees the other's writes, and TSan checks that the handshake orders them.
+TEST_P(Mutexes, BatonPassedThroughUnlockFromAnotherGoroutine) {
+  run([] {
+    gort::Mutex ping, pong;
+    ping.lock();
+    pong.lock();
+    long sent = 0, seen = 0;
+    const long rounds = scaled(20'000);
+    gort::WaitGroup wg;
+    wg.go([&] {
+      for (long i = 0; i < rounds; ++i) {
+        ping.lock();  // main unlocks it
+        EXPECT_EQ(sent, i + 1);
+        seen = sent;
+        pong.unlock();
+      }
+    });
+    for (long i = 0; i < rounds; ++i) {
+      sent = i + 1;
+      ping.unlock();
+      pong.lock();  // the worker unlocks it
+      EXPECT_EQ(seen, i + 1);
+    }
+    wg.wait();
+    pong.unlock();
+    EXPECT_EQ(seen, rounds);
+  });
+}
+
 
 // The same with a CPU-bound hog that never parks: it relocks within nanoseconds of each
 // unlock. (With one P the hog must yield now and then for the waiter to run at all.) The
@@ -542,6 +577,33 @@ TEST_P(WaitGroups, ManyWaitersAllReleasedEachRound) {
       EXPECT_EQ(woke.load(), waiters);
       EXPECT_EQ(woke_early.load(), 0);
     }
+  });
+}
+
+// A WaitGroup may be destroyed, its memory reused, as soon as wait() returns — Go's
+// idiom. The done() that released it may still be inside the semaphore then: it must not
+// touch the WaitGroup past the point where the waiter can return. The memory is rewritten
+// right after each wait, so under TSan a late touch is a reported race and under ASan
+// (the storage freed each round) a heap-use-after-free.
+TEST_P(WaitGroups, StorageReusedAsSoonAsWaitReturns) {
+  run([] {
+    auto to_release = gort::make_chan<gort::WaitGroup*>();
+    gort::WaitGroup releaser;
+    releaser.go([to_release] {
+      for (gort::WaitGroup* wg : to_release) wg->done();
+    });
+    for (int round = 0; round < scaled(20'000); ++round) {
+      auto* storage = new unsigned char[sizeof(gort::WaitGroup)];
+      auto* wg = new (storage) gort::WaitGroup;
+      wg->add(1);
+      to_release.send(wg);
+      wg->wait();
+      wg->~WaitGroup();
+      std::memset(storage, 0xA5, sizeof(gort::WaitGroup));
+      delete[] storage;
+    }
+    to_release.close();
+    releaser.wait();
   });
 }
 

@@ -40,11 +40,13 @@ int trace_mode(int n) {
         std::atomic<long> sum{0};
         gort::WaitGroup wg;
         for (int i = 0; i < n; ++i) {
-          wg.go([&sum, i] {
-            // A ping-pong through a child: two parks and two unparks per goroutine.
+          wg.go([&sum, &wg, i] {
+            // A ping-pong through a child: two parks and two unparks per goroutine. The child
+            // joins the WaitGroup too: main's return abandons goroutines still running (as in
+            // Go), and LeakSanitizer would report the channels an abandoned child holds.
             auto ping = gort::make_chan<int>();
             auto pong = gort::make_chan<int>();
-            gort::go([ping, pong] { pong.send(*ping.recv() + 1); });
+            wg.go([ping, pong] { pong.send(*ping.recv() + 1); });
             ping.send(i);
             sum += *pong.recv();
             if (i % 16 == 0) gort::blocking([] { ::usleep(100); });  // a syscall hand-off candidate
@@ -54,6 +56,33 @@ int trace_mode(int n) {
         const long want = long(n) * (n - 1) / 2 + n;
         if (sum.load() != want) {
           std::fprintf(stderr, "tools_child: sum %ld, want %ld\n", sum.load(), want);
+          return 1;
+        }
+        return 0;
+      },
+      gort::Config{.maxprocs = 2});
+}
+
+// Main and one goroutine ping-pong n times: a long trace from two goroutines, so that each
+// M's buffer fills and spills to the side file many times.
+int trace_long_mode(int n) {
+  return gort::run(
+      [n] {
+        auto ping = gort::make_chan<int>();
+        auto pong = gort::make_chan<int>();
+        gort::WaitGroup wg;
+        wg.go([ping, pong] {
+          for (int v : ping) pong.send(v + 1);
+        });
+        long sum = 0;
+        for (int i = 0; i < n; ++i) {
+          ping.send(i);
+          sum += *pong.recv();
+        }
+        ping.close();
+        wg.wait();
+        if (sum != long(n) * (n + 1) / 2) {
+          std::fprintf(stderr, "tools_child: sum %ld, want %ld\n", sum, long(n) * (n + 1) / 2);
           return 1;
         }
         return 0;
@@ -163,10 +192,11 @@ int serve_mode() {
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "trace") return trace_mode(argc > 2 ? std::atoi(argv[2]) : 1000);
+  if (mode == "trace_long") return trace_long_mode(argc > 2 ? std::atoi(argv[2]) : 100000);
   if (mode == "schedtrace") return schedtrace_mode();
   if (mode == "gdb") return gdb_mode();
   if (mode == "valgrind") return valgrind_mode();
   if (mode == "serve") return serve_mode();
-  std::fprintf(stderr, "usage: %s trace N | schedtrace | gdb | valgrind | serve\n", argv[0]);
+  std::fprintf(stderr, "usage: %s trace N | trace_long N | schedtrace | gdb | valgrind | serve\n", argv[0]);
   return 2;
 }

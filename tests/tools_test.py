@@ -2,6 +2,7 @@
 """Tests of gort's debugging tools, each running tests/tools_child.cpp in a child process.
 
   tools_test.py CHILD trace       GORT_TRACE: the file parses as JSON and its events balance
+  tools_test.py CHILD trace_long  GORT_TRACE of a long run: spilled chunks decode in order
   tools_test.py CHILD schedtrace  GORT_DEBUG=schedtrace=1: well-formed SCHED lines
   tools_test.py CHILD gdb SCRIPT [nocore]
                                   share/gort/gort-gdb.py: info goroutines, goroutine N bt, on a
@@ -21,6 +22,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 
 failures = []
 
@@ -72,6 +74,39 @@ def test_trace(child):
     check({e["tid"] for e in events if e["ph"] == "B"} <= tracks, "a track without a thread_name")
     print("trace: %d events, %d goroutines ran, %d creates, parks %s" %
           (len(events), len(started), names["GoCreate"], dict(reasons)))
+
+
+def test_trace_long(child):
+    """A trace much longer than an M's buffer (32768 records): spilled chunks and the
+    records still in memory decode to one stream per track, stamps never going back."""
+    n = 30000
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "trace.json")
+        start = time.monotonic()
+        r = subprocess.run([child, "trace_long", str(n)], env=dict(os.environ, GORT_TRACE=path),
+                           capture_output=True, text=True, timeout=300)
+        wall_us = (time.monotonic() - start) * 1e6
+        check(r.returncode == 0, "tools_child trace_long exited %d: %s" % (r.returncode, r.stderr))
+        with open(path) as f:
+            doc = json.load(f)
+    events = [e for e in doc["traceEvents"] if e["ph"] != "M"]
+    last_ts, depth = {}, collections.Counter()
+    for e in events:
+        tid = e["tid"]
+        check(0 <= e["ts"] <= wall_us, "a stamp outside the run: %s" % e)
+        check(e["ts"] >= last_ts.get(tid, 0), "a stamp going back on tid %s: %s" % (tid, e))
+        last_ts[tid] = e["ts"]
+        if e["ph"] == "B":
+            depth[tid] += 1
+        elif e["ph"] == "E":
+            depth[tid] -= 1
+        check(depth[tid] in (0, 1), "unbalanced slices on tid %s at %s" % (tid, e))
+    unparks = sum(1 for e in events if e.get("name") == "GoUnpark")
+    # Each round trip parks and wakes each side at least once, unless a receiver found its
+    # value waiting: at least one unpark per round trip.
+    check(unparks >= n, "%d GoUnpark events for %d round trips" % (unparks, n))
+    check(len(events) > 4 * 32768, "%d events: too few to have spilled" % len(events))
+    print("trace_long: %d events, %d unparks, %d tracks" % (len(events), unparks, len(last_ts)))
 
 
 SCHED = re.compile(r"^SCHED (\d+)ms: gomaxprocs=2 idleprocs=\d+ threads=\d+ spinningthreads=\d+ "
@@ -246,6 +281,8 @@ def main():
     child, case = sys.argv[1], sys.argv[2]
     if case == "trace":
         test_trace(child)
+    elif case == "trace_long":
+        test_trace_long(child)
     elif case == "schedtrace":
         test_schedtrace(child)
     elif case == "gdb":
