@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -11,6 +12,7 @@
 #include <span>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include <gort/gort.hpp>
 #include <gort/gtest.hpp>
@@ -122,6 +124,26 @@ inline std::multiset<std::string> open_fd_targets() {
 
 // How many descriptors open_fd_targets sees (leak checks count them).
 inline int open_fds() { return int(open_fd_targets().size()); }
+
+// open_fd_targets once it matches `expected`, or after 2 s of differing: the snapshot a
+// leak check compares. Library code on other threads (glibc reading a file under /sys,
+// a resolver) may hold a descriptor for a moment; a leaked one stays.
+inline std::multiset<std::string> settled_fd_targets(const std::multiset<std::string>& expected) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (;;) {
+    std::multiset<std::string> now = open_fd_targets();
+    if (now == expected || std::chrono::steady_clock::now() > give_up) return now;
+    std::this_thread::yield();
+  }
+}
+inline int settled_open_fds(int expected) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (;;) {
+    const int now = open_fds();
+    if (now == expected || std::chrono::steady_clock::now() > give_up) return now;
+    std::this_thread::yield();
+  }
+}
 
 #define GORT_INSTANTIATE_PROCS(Suite) \
   INSTANTIATE_TEST_SUITE_P(, Suite, ::testing::Values(1, 2, 8), ::gort_test::procs_name)
