@@ -573,6 +573,46 @@ TEST(Dumps, RunningGoroutineOnAnotherThreadShowsItsFrames) {
       2);
 }
 
+#if GORT_TEST_FRAMES_NOFP
+}  // namespace
+namespace nofp {
+int nofp_outer(const gort::chan<int>& ch);  // tests/frames_nofp.cpp, built without frame pointers
+}
+namespace {
+
+// A goroutine parked below code built without frame pointers: the frame-pointer chain
+// skips such frames, so the dump unwinds it with the CFI tables instead, and shows them all.
+TEST(Dumps, FramesWithoutFramePointersAreShown) {
+  gort::testing::run_test([] {
+    auto ch = gort::make_chan<int>();
+    std::atomic<std::int64_t> id{0};
+    gort::WaitGroup wg;
+    wg.go([&] {
+      id = gort::goroutine_id();
+      EXPECT_EQ(nofp::nofp_outer(ch), 3 * (7 + 1) - 1);
+    });
+    gort_test::wait_parked("chan receive", 1);
+    std::ostringstream os, os1;
+    gort::debug::write_goroutines(os, 2);
+    gort::debug::write_goroutines(os1, 1);
+    ch.send(7);
+    wg.wait();
+    EXPECT_NE(os1.str().find("nofp::nofp_outer"), std::string::npos) << "level 1:\n" << os1.str();
+    const std::string text = os.str();
+    const std::size_t at = text.find("goroutine " + std::to_string(id.load()) + " [chan receive]:\n");
+    ASSERT_NE(at, std::string::npos) << text;
+    const std::string block = text.substr(at, text.find("\n\n", at) - at);
+    std::size_t pos = 0;
+    for (const char* f :
+         {"gort::detail::chan_recv", "nofp::nofp_leaf_waits", "nofp::nofp_middle", "nofp::nofp_outer", "created by"}) {
+      const std::size_t next = block.find(f, pos);
+      EXPECT_NE(next, std::string::npos) << f << " missing or out of order in\n" << block;
+      if (next != std::string::npos) pos = next + 1;
+    }
+  });
+}
+#endif
+
 // A burst's stacks beyond the resident high-water mark ($GORT_STACK_RESIDENT, 4096 by
 // default) go back to the kernel once Ms idle, in runs of neighbouring stacks.
 TEST_P(Sched, BurstStacksAreReleasedInRunsWhenIdle) {

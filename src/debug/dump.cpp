@@ -2,7 +2,9 @@
 //
 // Parked goroutines are walked from their saved frame pointer (the runtime keeps frame
 // pointers; gort::gort asks user code for them too), every step checked against the
-// goroutine's stack bounds, so a broken chain ends the walk instead of faulting. The
+// goroutine's stack bounds, so a broken chain ends the walk instead of faulting; where
+// that walk cannot be exact (code built without frame pointers), libdw unwinds with the
+// CFI tables instead (debug/symbolize.hpp). The
 // running goroutine of the caller is walked with the unwinder. Goroutines running on other
 // threads are sampled: their Ms walk their own frames when signalled (debug/sample.hpp);
 // one that does not answer in time is shown as Go shows it, "stack unavailable".
@@ -111,11 +113,12 @@ bool is_scheduler_frame(const std::string& d) {
   return false;
 }
 
+namespace {
+
 // The goroutine may start running on another thread while we walk: its stack then changes
 // under us (ASan would report reads of redzones that a new frame poisoned). The walk only
 // trusts what the bounds checks allow, so it is exempt from ASan.
-__attribute__((no_sanitize_address)) int parked_frames(const G* g, void** out, int max) {
-  if (!g->started || !g->stack || max <= 0) return 0;
+__attribute__((no_sanitize_address)) int frame_pointer_walk(const G* g, void** out, int max) {
   const auto lo = reinterpret_cast<std::uintptr_t>(g->stack.lo);
   const auto hi = reinterpret_cast<std::uintptr_t>(g->stack.hi);
   int n = 0;
@@ -131,6 +134,30 @@ __attribute__((no_sanitize_address)) int parked_frames(const G* g, void** out, i
     fp = next;
   }
   return n;
+}
+
+// Whether pc returns into gort_ctx_trampoline: the outermost frame of every goroutine.
+bool returns_to_trampoline(void* pc) {
+  const auto at = reinterpret_cast<std::uintptr_t>(pc), tramp = reinterpret_cast<std::uintptr_t>(&gort_ctx_trampoline);
+  return at > tramp && at <= tramp + 16;
+}
+
+}  // namespace
+
+// Frame pointers first: a few loads per frame, where the CFI unwinder costs microseconds.
+// The walk is kept when it reached the goroutine's first frame through functions that all
+// keep frame pointers; otherwise (code built without them skipped or broke the chain) the
+// CFI tables unwind the goroutine instead.
+int parked_frames(const G* g, void** out, int max) {
+  if (!g->started || !g->stack || max <= 0) return 0;
+  const int n = frame_pointer_walk(g, out, max);
+  if (returns_to_trampoline(out[n - 1]) && frame_pointer_walk_exact(out, n - 1)) return n;
+  void* cfi[kMaxDumpFrames];
+  const int m = unwind_with_cfi(g->ctx, reinterpret_cast<std::uintptr_t>(g->stack.lo),
+                                reinterpret_cast<std::uintptr_t>(g->stack.hi), cfi, std::min(max, kMaxDumpFrames));
+  if (m <= 1) return n;  // no CFI unwinder here
+  std::copy_n(cfi, m, out);
+  return m;
 }
 
 std::string goroutine_header(const G* g, bool running_here) {

@@ -17,8 +17,8 @@ std::string describe_pc(void* pc, bool is_return_address);
 // left out of dumps, as Go leaves out runtime.goexit.
 bool is_scheduler_frame(const std::string& described);
 
-// Frames of a parked goroutine, from its saved frame pointer (bounded by its stack), into
-// out[0..max); returns how many.
+// Frames of a parked goroutine, from its saved frame pointer (bounded by its stack), or
+// with the CFI tables where that walk cannot be exact, into out[0..max); returns how many.
 int parked_frames(const sched::G* g, void** out, int max);
 inline constexpr int kMaxDumpFrames = 64;
 
