@@ -1149,6 +1149,56 @@ TEST_P(ChanStress, MixedSelectSendRecvClose) {
   });
 }
 
+// A channel's lock unlocks with a plain store until a thread first sleeps on it, which
+// switches it to fenced unlocks behind a membarrier (sched/futex.hpp, DekkerLock). Plain
+// threads outnumber the CPUs and hammer a fresh channel each round with non-blocking
+// operations, so lock holders are preempted and waiters sleep, many times across that
+// switch; a lost wakeup would leave a thread asleep for good (the test would hang, and
+// the deadline stops the others). Every value is received exactly once.
+TEST_P(ChanStress, ContendedChannelLockLosesNoWakeup) {
+  run([] {
+    constexpr int kThreads = 6, kRounds = 40;
+    const int per = std::max(scaled(1000), 50);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    for (int round = 0; round < kRounds; ++round) {
+      auto ch = gort::make_chan<int>(2);
+      std::atomic<long long> sum{0};
+      std::atomic<int> received{0}, senders_left{kThreads / 2};
+      std::vector<std::thread> threads;
+      for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+          if (t % 2 == 0) {  // sender: values 1..per, each sent once, retrying on a full buffer
+            for (int i = 1; i <= per;) {
+              if (gort::select(gort::send_case(ch, i), gort::default_case()) == 0) ++i;
+              if (std::chrono::steady_clock::now() > deadline) return;
+            }
+            senders_left.fetch_sub(1);
+          } else {  // receiver: until every sender is done and the buffer is empty
+            for (;;) {
+              std::optional<int> v;
+              const bool got = gort::select(gort::recv_case(ch, [&](std::optional<int> x) { v = x; }),
+                                            gort::default_case()) == 0;
+              if (got && v) {
+                sum.fetch_add(*v);
+                received.fetch_add(1);
+              } else if (senders_left.load() == 0 && ch.len() == 0) {
+                return;
+              }
+              if (std::chrono::steady_clock::now() > deadline) return;
+            }
+          }
+        });
+      }
+      gort::blocking([&] {
+        for (auto& th : threads) th.join();
+      });
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "round " << round << ": a thread stalled";
+      ASSERT_EQ(received.load(), (kThreads / 2) * per) << "round " << round;
+      ASSERT_EQ(sum.load(), (long long)(kThreads / 2) * per * (per + 1) / 2) << "round " << round;
+    }
+  });
+}
+
 TEST_P(ChanStress, PingPongChains) {
   // A ring of goroutines passing a token through unbuffered channels (Go's chain benchmark).
   run([] {

@@ -19,7 +19,6 @@
 namespace gort::detail {
 
 using sched::G;
-using sched::RuntimeLock;
 using sched::WaitReason;
 
 namespace {
@@ -83,7 +82,7 @@ void block(WaitReason reason, Locks& locks, std::atomic<std::uint32_t>* word) {
 }
 
 struct OneLock {
-  RuntimeLock* l;
+  sched::DekkerLock* l;
   void unlock() noexcept { l->unlock(); }
 };
 

@@ -43,7 +43,7 @@ struct ChanCore {
   std::size_t cap = 0;
   std::size_t stride = 0;                // bytes per buffer slot
   unsigned char* buf = nullptr;          // cap slots, right after this header
-  sched::RuntimeLock lock;
+  sched::DekkerLock lock;  // (its memory outlives every unlock: operations hold a reference)
   std::atomic<std::size_t> count{0};     // buffered values; written under lock
   std::size_t sendx = 0, recvx = 0;      // guarded by lock
   bool closed = false;                   // guarded by lock

@@ -1,10 +1,13 @@
 #include "sched/futex.hpp"
 
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cstdlib>
 
 namespace gort::sched {
 
@@ -35,31 +38,90 @@ void futex_wake(std::atomic<std::uint32_t>* word, int count) noexcept {
   syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, count, nullptr, nullptr, 0);
 }
 
-void RuntimeLock::lock_slow(std::uint32_t c) noexcept {
+namespace {
+
+bool multicore() noexcept {
+  // The affinity mask rather than sysconf(_SC_NPROCESSORS_ONLN), which opens a file under
+  // /sys: this first runs at some program's first contended lock, and a descriptor that
+  // appears then belongs to nobody the program knows about.
+  static const bool yes = [] {
+    cpu_set_t set;
+    return sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) > 1;
+  }();
+  return yes;
+}
+
+// Spins as Go's lock2 does (see RuntimeLock::lock_slow) while `word` is held; true once it
+// was taken (0 to 1).
+bool spin_for(std::atomic<std::uint32_t>& word) noexcept {
+  const bool mc = multicore();
+  for (int round = 0; round < (mc ? 5 : 1); ++round) {
+    for (std::uint32_t c = word.load(std::memory_order_relaxed); c == 0; c = word.load(std::memory_order_relaxed)) {
+      if (word.compare_exchange_weak(c, 1, std::memory_order_acquire, std::memory_order_relaxed)) return true;
+    }
+    if (round < 4 && mc) {
+      for (int i = 0; i < 30; ++i) cpu_relax();
+    } else {
+      sched_yield();
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+void init_heavy_barrier() noexcept {
+  static const int state = [] {
+    // GORT_NO_MEMBARRIER=1 takes the fenced path (tests run it; a kernel without membarrier does).
+    const char* off = std::getenv("GORT_NO_MEMBARRIER");
+    const int s = (off && *off && *off != '0') ? 2
+                  : syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 ? 1
+                                                                                                   : 2;
+    g_heavy_barrier.store(s, std::memory_order_relaxed);
+    return s;
+  }();
+  (void)state;
+}
+
+bool heavy_barrier() noexcept {
+  init_heavy_barrier();
+  if (g_heavy_barrier.load(std::memory_order_relaxed) != 1) {
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // unlocks fence too: Dekker's symmetric form
+    return true;
+  }
+  return syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+void DekkerLock::lock_slow() noexcept {
+  if (spin_for(locked_)) return;
+  sleepers_.fetch_add(1, std::memory_order_seq_cst);
+  // Unlocks that saw fenced_ == 0 skip the fence: the barrier orders those (their store is
+  // visible after it, or their load of sleepers_ comes after it and sees us). Once it has
+  // returned (fenced_ == 2), every unlock fences and sleepers need no barrier of their own.
+  // If the barrier failed (never seen once registered), sleep in slices rather than trust it.
+  bool handshake = true;
+  if (fenced_.load(std::memory_order_seq_cst) != 2) {
+    fenced_.store(1, std::memory_order_seq_cst);
+    handshake = heavy_barrier();
+    if (handshake) fenced_.store(2, std::memory_order_seq_cst);
+  }
+  for (;;) {
+    std::uint32_t c = 0;
+    if (locked_.compare_exchange_strong(c, 1, std::memory_order_seq_cst, std::memory_order_relaxed)) break;
+    futex_wait(&locked_, 1, handshake ? 0 : monotonic_ns() + 1'000'000);
+  }
+  sleepers_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void RuntimeLock::lock_slow() noexcept {
   // Go's lock2: a few rounds of spinning, each trying while the lock looks free and then
   // pausing 30 times; one round that yields the thread; then sleep. The pauses matter under
   // contention: a holder that unlocks and relocks at once keeps the line in its cache for a
   // run of critical sections, where a spinner that pounced on every release moved it
   // between cores every time (chan_mpmc at maxprocs 2 ran 3x slower). CAS only when free:
   // a failing CAS takes the line from the holder.
-  // The affinity mask rather than sysconf(_SC_NPROCESSORS_ONLN), which opens a file under
-  // /sys: this first runs at some program's first contended lock, and a descriptor that
-  // appears then belongs to nobody the program knows about.
-  static const bool multicore = [] {
-    cpu_set_t set;
-    return sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) > 1;
-  }();
-  for (int round = 0; round < (multicore ? 5 : 1); ++round) {
-    for (c = state_.load(std::memory_order_relaxed); c == 0; c = state_.load(std::memory_order_relaxed)) {
-      if (state_.compare_exchange_weak(c, 1, std::memory_order_acquire, std::memory_order_relaxed)) return;
-    }
-    if (round < 4 && multicore) {
-      for (int i = 0; i < 30; ++i) cpu_relax();
-    } else {
-      sched_yield();
-    }
-  }
-  if (c != 2) c = state_.exchange(2, std::memory_order_acquire);
+  if (spin_for(state_)) return;
+  std::uint32_t c = state_.exchange(2, std::memory_order_acquire);
   while (c != 0) {
     futex_wait(&state_, 2);
     c = state_.exchange(2, std::memory_order_acquire);

@@ -1501,6 +1501,7 @@ int run_main(void (*body)(void*), void* arg, std::size_t cfg_stack_size, int cfg
   if (!stack_size) stack_size = kDefaultStackSize;
   int procs = cfg_maxprocs > 0 ? std::min(cfg_maxprocs, kMaxProcs) : default_procs();
 
+  init_heavy_barrier();  // before goroutines run: unlocks of DekkerLocks skip their fence from the start
   auto* rt = new Runtime(stack_size);
   rt->start_ns = monotonic_ns();
   rt->ncpu = gort::num_cpu();
