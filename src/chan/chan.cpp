@@ -61,7 +61,9 @@ void wake(ChanWaiter* w) noexcept {
 template <class Locks>
 void block(WaitReason reason, Locks& locks, std::atomic<std::uint32_t>* word) {
   if (sched::current_g()) {
-    sched::park(reason, [](G*, void* l) { static_cast<Locks*>(l)->unlock(); return true; }, &locks);
+    // The commit runs after the switch: once the lock is free this goroutine may resume
+    // elsewhere and drop its reference to the channel, so the unlock must not touch it after.
+    sched::park(reason, [](G*, void* l) { static_cast<Locks*>(l)->unlock_detached(); return true; }, &locks);
     return;
   }
   sched::foreign_block_begin();  // before unlocking: from then on a waker may uncount us
@@ -84,6 +86,7 @@ void block(WaitReason reason, Locks& locks, std::atomic<std::uint32_t>* word) {
 struct OneLock {
   sched::DekkerLock* l;
   void unlock() noexcept { l->unlock(); }
+  void unlock_detached() noexcept { l->unlock_detached(); }
 };
 
 // ---- element moves (under the channel's lock) --------------------------------------------
@@ -305,6 +308,12 @@ struct LockSet {
   void unlock() noexcept {
     for (int i = n - 1; i >= 0; --i) {
       if (i == 0 || cores[i] != cores[i - 1]) cores[i]->lock.unlock();
+    }
+  }
+  // (cores stays readable until the last unlock: resumed, the select relocks them all.)
+  void unlock_detached() noexcept {
+    for (int i = n - 1; i >= 0; --i) {
+      if (i == 0 || cores[i] != cores[i - 1]) cores[i]->lock.unlock_detached();
     }
   }
 };

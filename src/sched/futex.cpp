@@ -95,20 +95,19 @@ bool heavy_barrier() noexcept {
 void DekkerLock::lock_slow() noexcept {
   if (spin_for(locked_)) return;
   sleepers_.fetch_add(1, std::memory_order_seq_cst);
-  // Unlocks that saw fenced_ == 0 skip the fence: the barrier orders those (their store is
-  // visible after it, or their load of sleepers_ comes after it and sees us). Once it has
-  // returned (fenced_ == 2), every unlock fences and sleepers need no barrier of their own.
-  // If the barrier failed (never seen once registered), sleep in slices rather than trust it.
+  // Store unlocks that saw fenced_ == 0 skip the fence: the barrier orders those (their
+  // store is visible after it, or their load of sleepers_ comes after it and sees us).
+  // Once it has returned (fenced_ == 2), every unlock exchanges and finds our 2, and
+  // sleepers need no barrier of their own. If the barrier failed (never seen once
+  // registered), sleep in slices rather than trust it.
   bool handshake = true;
   if (fenced_.load(std::memory_order_seq_cst) != 2) {
     fenced_.store(1, std::memory_order_seq_cst);
     handshake = heavy_barrier();
     if (handshake) fenced_.store(2, std::memory_order_seq_cst);
   }
-  for (;;) {
-    std::uint32_t c = 0;
-    if (locked_.compare_exchange_strong(c, 1, std::memory_order_seq_cst, std::memory_order_relaxed)) break;
-    futex_wait(&locked_, 1, handshake ? 0 : monotonic_ns() + 1'000'000);
+  while (locked_.exchange(2, std::memory_order_seq_cst) != 0) {
+    futex_wait(&locked_, 2, handshake ? 0 : monotonic_ns() + 1'000'000);
   }
   sleepers_.fetch_sub(1, std::memory_order_relaxed);
 }

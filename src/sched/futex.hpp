@@ -72,20 +72,22 @@ void init_heavy_barrier() noexcept;
 // the system call failed (the handshake may then miss).
 bool heavy_barrier() noexcept;
 
-// A runtime lock whose unlock stores "free" and then looks for sleepers. A thread about to
-// sleep counts itself in sleepers_; after that, every unlock must either have made its
-// store visible (the sleeper, checking again, finds the lock free) or see the count and
-// wake it. With a fence on both sides that is Dekker's handshake; here the unlock side
-// goes without one until the lock's first sleeper, which switches the lock to fenced
-// unlocks for good (fenced_) and then issues heavy_barrier(), so that unlocks already
-// past their check of fenced_ are ordered too. An uncontended lock (a channel used by one
-// P, or by goroutines taking turns) never pays a fence; a contended one pays what
-// RuntimeLock pays plus one membarrier. Per sleep would cost more: on the virtual
-// machines we measure, a membarrier interrupts every other CPU of the process at a price
-// (chan_mpmc at maxprocs 2 went from 87 to 310 ns an item). Without membarrier, every
-// unlock fences.
-// unlock() reads its fields after releasing, so the lock's memory must outlive the call:
-// for a channel's lock, every operation holds a reference to the channel.
+// Drepper's three-state lock (a thread about to sleep marks the word 2, and an unlock
+// that finds 2 wakes one) with a second unlock that is a store and a load instead of an
+// exchange. A store can overwrite a 2, so sleepers also count themselves in sleepers_, and
+// after that every such unlock must either have made its store visible (the sleeper,
+// checking again, finds the lock free) or see the count and wake it. With a fence on both
+// sides that is Dekker's handshake; here the unlock side goes without one until the lock's
+// first sleeper, which switches the lock to exchange unlocks for good (fenced_) and then
+// issues heavy_barrier(), so that store unlocks already past their check of fenced_ are
+// ordered too. A lock nobody ever sleeps on (a channel used by one P, or by goroutines
+// taking turns) never pays a fence; a contended one pays what RuntimeLock pays, plus one
+// membarrier. Paying it per sleep cost more: on the virtual machines we measure, a
+// membarrier interrupts the process's other CPUs at a price (chan_mpmc at maxprocs 2 went
+// from 87 to 310 ns an item). Without membarrier, every unlock exchanges.
+// The store unlock reads sleepers_ after releasing, so its caller must keep the lock's
+// memory alive through the call (channel operations hold a reference to their channel);
+// unlock_detached() is for callers that do not.
 class DekkerLock {
  public:
   void lock() noexcept {
@@ -101,21 +103,29 @@ class DekkerLock {
   }
   void unlock() noexcept {
     san::release(this);
-    std::uint32_t sleepers;
     if (fenced_.load(std::memory_order_relaxed) == 0 && g_heavy_barrier.load(std::memory_order_relaxed) == 1) {
       locked_.store(0, std::memory_order_release);
       std::atomic_signal_fence(std::memory_order_seq_cst);  // the compiler keeps the order; a sleeper fences the CPU
-      sleepers = sleepers_.load(std::memory_order_relaxed);
+      if (sleepers_.load(std::memory_order_relaxed) != 0) futex_wake(&locked_, 1);
     } else {
-      locked_.exchange(0, std::memory_order_seq_cst);
-      sleepers = sleepers_.load(std::memory_order_seq_cst);
+      release_and_wake();
     }
-    if (sleepers != 0) futex_wake(&locked_, 1);
+  }
+  // For an unlocker that does not keep the lock's memory alive (a parked goroutine's
+  // commit, run on another context: the goroutine may be resumed, return and drop the
+  // last reference to the channel as soon as the lock is free). Drepper's unlock: it
+  // touches nothing after the exchange but the futex address.
+  void unlock_detached() noexcept {
+    san::release(this);
+    release_and_wake();
   }
 
  private:
+  void release_and_wake() noexcept {
+    if (locked_.exchange(0, std::memory_order_seq_cst) == 2) futex_wake(&locked_, 1);
+  }
   void lock_slow() noexcept;
-  std::atomic<std::uint32_t> locked_{0};    // 0 free, 1 held; the futex word sleepers wait on
+  std::atomic<std::uint32_t> locked_{0};    // 0 free, 1 held, 2 held and a thread may sleep on it
   std::atomic<std::uint16_t> sleepers_{0};  // threads past spinning, about to sleep or asleep
   std::atomic<std::uint16_t> fenced_{0};    // 0 store unlocks, 1 switching to fenced, 2 fenced
 };
