@@ -248,7 +248,7 @@ TEST_P(Serve, VarsIsJsonWithTheStats) {
     ASSERT_TRUE(Json(r.body).parse_object_top(m)) << "not a JSON object: " << r.body;
     for (const char* k : {"goroutines", "threads", "procs", "idle_procs", "spinning_threads", "spawns",
                           "context_switches", "parks", "steals", "stolen_goroutines", "thread_parks",
-                          "syscall_handoffs", "preemptions", "timers", "netpoll_waits", "stacks_pooled", "stacks_released",
+                          "syscall_handoffs", "preemptions", "spawn_yields", "descriptors", "timers", "netpoll_waits", "stacks_pooled", "stacks_released",
                           "stack_release_calls", "num_cpu", "uptime_ms"}) {
       EXPECT_GE(as_int(m[k]), 0) << k << " missing or not an integer in " << r.body;
     }

@@ -22,6 +22,11 @@ struct Stats {
   std::uint64_t thread_parks = 0;      // Ms that went to sleep for lack of work
   std::uint64_t syscall_handoffs = 0;  // Ps handed to another M around a blocking call
   std::uint64_t preemptions = 0;
+  // Times a goroutine that filled its P's run queue with goroutines it started yielded to
+  // them (spawn pressure), and goroutine descriptors allocated so far, live or kept for reuse
+  // (Go's allglen): a spawn loop that outruns its children is what grows the latter.
+  std::uint64_t spawn_yields = 0;
+  std::uint64_t descriptors = 0;
   std::uint64_t timers = 0;            // timers pending
   std::uint64_t netpoll_waits = 0;
   // Free default-size stacks in the global pool (per-P caches hold up to 64 more), how many

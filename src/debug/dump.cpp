@@ -322,6 +322,11 @@ Stats stats() {
   s.thread_parks = rt->n_thread_parks.load(std::memory_order_relaxed);
   s.syscall_handoffs = rt->n_handoffs.load(std::memory_order_relaxed);
   s.preemptions = rt->n_preemptions.load(std::memory_order_relaxed);
+  s.spawn_yields = rt->n_spawn_yields.load(std::memory_order_relaxed);
+  {
+    RuntimeLockGuard l(rt->allg_lock);
+    s.descriptors = rt->allgs.size();
+  }
   const stack::StackAllocator::Counts stacks = rt->stacks.counts();
   s.stacks_pooled = stacks.pooled;
   s.stacks_released = stacks.released;

@@ -252,6 +252,8 @@ void for_each_stat(const debug::Stats& s, F&& f) {
   f("thread_parks", s.thread_parks);
   f("syscall_handoffs", s.syscall_handoffs);
   f("preemptions", s.preemptions);
+  f("spawn_yields", s.spawn_yields);
+  f("descriptors", s.descriptors);
   f("timers", s.timers);
   f("netpoll_waits", s.netpoll_waits);
   f("stacks_pooled", s.stacks_pooled);

@@ -63,43 +63,49 @@ std::uint64_t next_rand(M* m) noexcept {
 // ---- G allocation --------------------------------------------------------------------
 
 constexpr int kGSlab = 128;
-constexpr int kGFreeLocalMax = 64;
-constexpr int kGFreeBatch = 32;
+constexpr int kGFreeBatch = 32;  // Gs moved between a P's free list and the global one
 
-void alloc_g_slab(Runtime* rt, GQueue& out, std::int32_t& n) {
+// Requires rt->gfree_lock (taken before rt->lock, never inside it). The global free list
+// and the global run queue can each hold every G ever made, so putting a G on either never
+// allocates; both grow here, before the slab's Gs can be taken.
+void alloc_g_slab_locked(Runtime* rt) {
   G* slab = new G[kGSlab];
-  RuntimeLockGuard g(rt->allg_lock);
-  rt->gslabs.push_back(slab);
-  for (int i = 0; i < kGSlab; ++i) {
-    rt->allgs.push_back(&slab[i]);
-    out.push_back(&slab[i]);
-    san::release(&slab[i]);  // its construction happens before its first user (gfget)
+  std::size_t total;
+  {
+    RuntimeLockGuard g(rt->allg_lock);
+    rt->gfree.reserve(rt->allgs.size() + kGSlab);
+    rt->gslabs.push_back(slab);
+    for (int i = 0; i < kGSlab; ++i) rt->allgs.push_back(&slab[i]);
+    total = rt->allgs.size();
   }
-  n += kGSlab;
+  {
+    RuntimeLockGuard l(rt->lock);
+    rt->runq.reserve(total);
+  }
+  for (int i = kGSlab - 1; i >= 0; --i) {
+    san::release(&slab[i]);  // its construction happens before its first user (gfget)
+    rt->gfree.push_back(&slab[i]);
+  }
 }
 
 G* gfget(Runtime* rt, P* p) {
   if (p) {
-    if (p->gfree.empty()) {
-      {
-        RuntimeLockGuard g(rt->gfree_lock);
-        for (int i = 0; i < kGFreeBatch && !rt->gfree.empty(); ++i) {
-          p->gfree.push_back(rt->gfree.pop_front());
-          --rt->ngfree;
-          ++p->ngfree;
-        }
-      }
-      if (p->gfree.empty()) alloc_g_slab(rt, p->gfree, p->ngfree);
+    if (p->ngfree == 0) {
+      RuntimeLockGuard l(rt->gfree_lock);
+      if (rt->gfree.empty()) alloc_g_slab_locked(rt);
+      const int n = int(std::min<std::size_t>(kGFreeBatch, rt->gfree.size()));
+      std::copy(rt->gfree.end() - n, rt->gfree.end(), p->gfree.begin());
+      rt->gfree.resize(rt->gfree.size() - std::size_t(n));
+      p->ngfree = n;
     }
-    --p->ngfree;
-    G* g = p->gfree.pop_front();
+    G* g = p->gfree[std::size_t(--p->ngfree)];
     san::acquire(g);  // after everything its previous goroutine did
     return g;
   }
   RuntimeLockGuard l(rt->gfree_lock);
-  if (rt->gfree.empty()) alloc_g_slab(rt, rt->gfree, rt->ngfree);
-  --rt->ngfree;
-  G* g = rt->gfree.pop_front();
+  if (rt->gfree.empty()) alloc_g_slab_locked(rt);
+  G* g = rt->gfree.back();
+  rt->gfree.pop_back();
   san::acquire(g);
   return g;
 }
@@ -109,18 +115,18 @@ void gfput(Runtime* rt, P* p, G* g) {
   if (!p) {
     RuntimeLockGuard l(rt->gfree_lock);
     rt->gfree.push_back(g);
-    ++rt->ngfree;
     return;
   }
-  p->gfree.push_front(g);  // LIFO: the next spawn reuses a G still in cache
-  if (++p->ngfree > kGFreeLocalMax) {
-    RuntimeLockGuard l(rt->gfree_lock);
-    while (p->ngfree > kGFreeLocalMax - kGFreeBatch) {
-      rt->gfree.push_back(p->gfree.pop_front());
-      --p->ngfree;
-      ++rt->ngfree;
+  if (p->ngfree == kGFreeLocalMax) {
+    // Hand the coldest half to the global list.
+    {
+      RuntimeLockGuard l(rt->gfree_lock);
+      rt->gfree.insert(rt->gfree.end(), p->gfree.begin(), p->gfree.begin() + kGFreeBatch);
     }
+    std::copy(p->gfree.begin() + kGFreeBatch, p->gfree.end(), p->gfree.begin());
+    p->ngfree -= kGFreeBatch;
   }
+  p->gfree[std::size_t(p->ngfree++)] = g;
 }
 
 // ---- global run queue (requires rt->lock) ----------------------------------------------
@@ -132,8 +138,10 @@ void globrunqput_locked(Runtime* rt, G* g) {
 
 void globrunqput_batch_locked(Runtime* rt, GQueue& q) {
   std::int32_t n = 0;
-  for (G* g = q.head; g; g = g->link) ++n;
-  rt->runq.append(q);
+  while (G* g = q.pop_front()) {
+    rt->runq.push_back(g);
+    ++n;
+  }
   rt->runq_size.fetch_add(n, std::memory_order_relaxed);
 }
 
@@ -405,13 +413,15 @@ void inject_glist(Runtime* rt, GQueue& q) {
 
 // ---- switching -------------------------------------------------------------------------
 
-void put_runnable_local(Runtime* rt, P* p, G* g, bool next) {
+// Returns false when p's ring was full and half of it went to the global queue.
+bool put_runnable_local(Runtime* rt, P* p, G* g, bool next) {
   GQueue overflow;
   bool ok = next ? p->runq.put_next(g, overflow) : p->runq.push(g, overflow);
   if (!ok) {
     RuntimeLockGuard l(rt->lock);
     globrunqput_batch_locked(rt, overflow);
   }
+  return ok;
 }
 
 void free_dead_g(Runtime* rt, M* m, G* g) {
@@ -1428,16 +1438,29 @@ void spawn_commit(void* gp) noexcept {
   san::release(g);  // the go statement happens before the goroutine starts
   g->status.store(GStatus::runnable, std::memory_order_release);
   if (trace::enabled()) trace::go_create(g);
+  bool overflowed = false;
   if (in_goroutine && m->p) {
     // Go's newproc: the new G goes to runnext, so it runs soon on a cache-warm P.
     owner_bump(m->p->n_spawns);
-    put_runnable_local(rt, m->p, g, true);
+    overflowed = !put_runnable_local(rt, m->p, g, true);
   } else {
     RuntimeLockGuard l(rt->lock);
     globrunqput_locked(rt, g);
   }
   wakep(rt);
-  if (!in_goroutine) g_foreign_mu.unlock_shared();
+  if (!in_goroutine) {
+    g_foreign_mu.unlock_shared();
+    return;
+  }
+  // Spawn pressure: this goroutine has filled its P's ring with goroutines it started (half
+  // of them just went to the global queue). It yields behind them, to the global queue, as
+  // if preempted, so they run — and free their Gs and stacks for the next spawns, still in
+  // cache — before it starts more. Go lets the spawner run on until its 10 ms time slice
+  // ends: a loop of `go` then queues ~80,000 goroutines at maxprocs 1, each a fresh G.
+  if (overflowed && m->no_preempt == 0 && !m->curg->locked_m) {
+    rt->n_spawn_yields.fetch_add(1, std::memory_order_relaxed);
+    reschedule(m, m->curg, AfterSwitch::to_global);
+  }
 }
 
 void spawn_abort(void* gp) noexcept {

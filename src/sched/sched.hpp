@@ -43,6 +43,7 @@
 namespace gort::sched {
 
 inline constexpr int kMaxProcs = 1024;
+inline constexpr int kGFreeLocalMax = 64;  // free Gs a P keeps (Go's 64)
 inline constexpr std::uint32_t kGlobalQueueTick = 61;   // check the global queue every 61 schedules
 inline constexpr int kStealPasses = 4;
 // sysmon (Go's values): tick 20 µs, backing off to 10 ms when nothing needs it; a G that
@@ -83,8 +84,11 @@ struct alignas(64) P {
   std::uint32_t covers_seq = 0;      // covers->sched_seq when lent
   std::atomic<P*> stand_in{nullptr}; // the overflow P covering this one (guarded by Runtime::lock)
   RunQueue runq;
-  GQueue gfree;                // owner
-  std::int32_t ngfree = 0;     // owner
+  // Free Gs, a LIFO of pointers (the next spawn reuses a G still in cache). Pointers, not
+  // a list through the Gs: batches move to and from the global list without touching Gs
+  // that another P freed (a cache miss each, serialized by a linked walk).
+  std::array<G*, kGFreeLocalMax> gfree{};  // owner
+  std::int32_t ngfree = 0;                // owner
   stack::StackCache stacks;    // owner
   time_impl::TimerHeap timers; // its own lock: any M may add to it or run its due timers
   // Counters: written by the owner, read by anyone (stats).
@@ -141,13 +145,51 @@ struct M {
   } sample;
 };
 
+// Fatal runtime error: prints "fatal error: <why>" and the goroutine dump, exits 2.
+[[noreturn]] void fatal(const char* why) noexcept;
+
+// The global run queue: a ring of pointers, so that moving a batch between it and a P's
+// ring copies pointers without touching the Gs (each a cache miss when another P wrote it,
+// serialized by a walk along their links). Its capacity is kept at least the number of Gs
+// ever made (reserve, as G slabs are allocated), so a put never allocates.
+class GRing {
+ public:
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+  void reserve(std::size_t n) {  // may throw; keeps the order
+    if (n <= cap_) return;
+    std::size_t cap = cap_ ? cap_ : 256;
+    while (cap < n) cap *= 2;
+    auto slots = std::make_unique<G*[]>(cap);
+    for (std::size_t i = 0; i < size_; ++i) slots[i] = slots_[(head_ + i) & (cap_ - 1)];
+    slots_ = std::move(slots);
+    cap_ = cap;
+    head_ = 0;
+  }
+  void push_back(G* g) noexcept {
+    if (size_ == cap_) fatal("global run queue overflow (more runnable goroutines than exist)");
+    slots_[(head_ + size_) & (cap_ - 1)] = g;
+    ++size_;
+  }
+  G* pop_front() noexcept {
+    G* g = slots_[head_];
+    head_ = (head_ + 1) & (cap_ - 1);
+    --size_;
+    return g;
+  }
+
+ private:
+  std::unique_ptr<G*[]> slots_;
+  std::size_t cap_ = 0, head_ = 0, size_ = 0;
+};
+
 struct Runtime {
   explicit Runtime(std::size_t stack_size) : stacks(stack_size) {}
 
   stack::StackAllocator stacks;
 
   RuntimeLock lock;
-  GQueue runq;                               // guarded by lock
+  GRing runq;                                // guarded by lock
   std::atomic<std::int32_t> runq_size{0};    // written under lock, read racily
   P* pidle = nullptr;                        // guarded by lock
   std::atomic<std::int32_t> npidle{0};       // written under lock
@@ -163,8 +205,7 @@ struct Runtime {
   std::atomic<std::int32_t> gomaxprocs{0};
 
   RuntimeLock gfree_lock;
-  GQueue gfree;                              // guarded by gfree_lock
-  std::int32_t ngfree = 0;                   // guarded by gfree_lock
+  std::vector<G*> gfree;                     // guarded by gfree_lock; capacity >= allgs.size()
 
   RuntimeLock allg_lock;
   std::vector<G*> allgs;                     // guarded by allg_lock; append-only
@@ -199,7 +240,7 @@ struct Runtime {
   std::atomic<bool> sysmon_stop{false};
   std::int32_t noverflow = 0;                // overflow Ps lent; guarded by lock
 
-  std::atomic<std::uint64_t> n_handoffs{0}, n_thread_parks{0}, n_preemptions{0};
+  std::atomic<std::uint64_t> n_handoffs{0}, n_thread_parks{0}, n_preemptions{0}, n_spawn_yields{0};
 };
 
 // The running runtime; nullptr outside run().
@@ -239,8 +280,6 @@ inline void check_timers(M* m, P* p) noexcept {
 // switch goroutines.
 void on_system_stack(void (*fn)(void*) noexcept, void* arg) noexcept;
 
-// Fatal runtime error: prints "fatal error: <why>" and the goroutine dump, exits 2.
-[[noreturn]] void fatal(const char* why) noexcept;
 
 // Stack overflow handling (sched/signals.cpp).
 void install_signal_handlers();
