@@ -804,6 +804,66 @@ TEST_P(Net, ClientsVanishMidRequest) {
   });
 }
 
+// A read that comes up short has emptied the socket, so the next read waits for the
+// poller's next edge instead of trying recv first. What follows the data without a later
+// edge must still be read: a FIN that arrived with the data (its edge is the one that woke
+// the first read), and bytes behind urgent data (recv stops short at the urgent mark). The
+// peer is a plain blocking socket sending back to back once the reader is parked, so one
+// edge often covers everything; a missed edge ends in the read deadline, not a hang.
+TEST_P(Net, ShortReadThenFinOrUrgentDataIsStillRead) {
+  run([] {
+    gort::net::Listener ln = gort::net::listen("tcp", "127.0.0.1:0");
+    const std::uint16_t port = port_number(ln.addr());
+    const int rounds = scaled(100);
+    int missed = 0;
+    for (int i = 0; i < rounds; ++i) {
+      const bool urgent = i % 2 == 1;
+      std::atomic<std::uint64_t> parked_after{~std::uint64_t(0)};
+      std::thread peer([&] {
+        const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in sa{};
+        sa.sin_family = AF_INET;
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        sa.sin_port = htons(port);
+        if (::connect(s, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+          ::close(s);
+          return;
+        }
+        // Until the reader has parked in the poller (or gone by it: either order is valid).
+        while (gort::debug::stats().netpoll_waits <= parked_after.load()) std::this_thread::yield();
+        if (urgent) {
+          ::send(s, "ab", 2, MSG_NOSIGNAL);
+          ::send(s, "c", 1, MSG_NOSIGNAL | MSG_OOB);  // out of band: not in the stream
+          ::send(s, "de", 2, MSG_NOSIGNAL);
+          char ack;
+          while (::recv(s, &ack, 1, 0) < 0 && errno == EINTR) {}  // the reader got it all
+        } else {
+          ::send(s, "hello", 5, MSG_NOSIGNAL);
+        }
+        ::close(s);
+      });
+      gort::net::Conn c = ln.accept();
+      c.set_read_deadline(Clock::now() + 10s);
+      parked_after = gort::debug::stats().netpoll_waits;
+      std::string got;
+      std::error_code ec;
+      char buf[64];
+      const std::size_t want = urgent ? 4 : std::string::npos;
+      while (got.size() < want) {
+        const std::size_t n = c.read(std::span<char>(buf), ec);
+        if (n == 0) break;
+        got.append(buf, n);
+      }
+      if (urgent) c.write("k", ec);
+      gort::blocking([&] { peer.join(); });
+      EXPECT_EQ(got, urgent ? "abde" : "hello") << "round " << i << ": " << ec.message();
+      if (!urgent) EXPECT_FALSE(ec) << "round " << i << ": EOF expected, got " << ec.message();
+      if (ec == gort::net::errc::timeout) ++missed;
+    }
+    EXPECT_EQ(missed, 0) << "reads waited for an edge that never came";
+  });
+}
+
 TEST_P(Net, PlainThreadDialsAGoroutineServer) {
   run([] {
     without_fd_leaks([] {

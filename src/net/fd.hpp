@@ -52,15 +52,24 @@ struct NetFd {
   bool closed() const noexcept { return state.load(std::memory_order_acquire) & kClosed; }
 
   // The I/O loop: runs `sys` (a non-blocking syscall returning >= 0, or -1 with errno)
-  // until it does something other than EAGAIN, waiting on pd in `mode` between tries.
+  // until it does something other than EAGAIN, waiting on pd in `mode` between tries
+  // (and before the first when `wait_first`: the caller knows the first would fail).
   // EINTR retries. Returns sys's result, or -1 with ec set (errno, errc::closed,
   // errc::timeout). The caller holds an op and the direction's lock.
   template <class Sys>
-  ssize_t io(netpoll::Mode mode, std::error_code& ec, Sys&& sys) noexcept {
+  ssize_t io(netpoll::Mode mode, std::error_code& ec, Sys&& sys, bool wait_first = false) noexcept {
     for (;;) {
       if (int r = netpoll::check(pd, mode); r != netpoll::kReady) {
         ec = poll_error(r);
         return -1;
+      }
+      if (wait_first) {
+        wait_first = false;
+        if (int r = netpoll::wait(pd, mode); r != netpoll::kReady) {
+          ec = poll_error(r);
+          return -1;
+        }
+        continue;
       }
       ssize_t n = sys();
       if (n >= 0) return n;
@@ -88,6 +97,8 @@ struct NetFd {
   std::string laddr, raddr;
   std::string unlink_path;  // a Unix listener's socket file, removed by close()
 
+  // The last read was short on a TCP socket: it emptied the receive queue (guarded by rmu).
+  bool read_drained = false;
   Mutex rmu;  // readers and accept take turns (one netpoll waiter per direction)
   Mutex wmu;  // writers take turns; also makes each write() contiguous on the stream
 

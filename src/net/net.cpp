@@ -409,7 +409,13 @@ std::size_t Conn::read(std::span<std::byte> buf, std::error_code& ec) {
   if (!buf.empty()) {
     std::lock_guard lock(fd->rmu);
     const std::size_t len = std::min(buf.size(), kMaxRW);
-    n = fd->io(netpoll::Mode::read, ec, [&] { return ::recv(fd->sysfd, buf.data(), len, 0); });
+    // After a short read, Go tries recv again and gets EAGAIN (one wasted syscall per
+    // request in a request/response exchange); the receive queue was empty, so wait for
+    // its next edge instead (netpoll::drained_reads_wait says when that is safe). Not on
+    // Unix sockets: their stream reads also stop short after a message carrying descriptors.
+    const bool wait_first = fd->read_drained && netpoll::drained_reads_wait(fd->pd);
+    n = fd->io(netpoll::Mode::read, ec, [&] { return ::recv(fd->sysfd, buf.data(), len, 0); }, wait_first);
+    fd->read_drained = n > 0 && std::size_t(n) < len && fd->net == "tcp";
   }
   fd->release();
   return n < 0 ? 0 : std::size_t(n);

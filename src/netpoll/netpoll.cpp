@@ -36,6 +36,9 @@ struct PollDesc {
   // All below guarded by lock.
   bool closing = false;
   bool rready = false, wready = false;      // an edge nobody consumed yet
+  // An event reported urgent data, the peer's FIN or an error (sticky): a short read may
+  // then leave something to read that no later edge announces (see drained_reads_wait).
+  bool unclean = false;
   bool rexpired = false, wexpired = false;  // the deadline in that direction passed
   Waiter* rwait = nullptr;
   Waiter* wwait = nullptr;
@@ -166,6 +169,7 @@ PollDesc* open(int fd) {
     pd->fd = fd;
     pd->closing = false;
     pd->rready = pd->wready = false;
+    pd->unclean = false;
     pd->rexpired = pd->wexpired = false;
     pd->rwait = pd->wwait = nullptr;
     for (time_impl::Timer* t : {&pd->rtimer, &pd->wtimer}) {
@@ -175,7 +179,7 @@ PollDesc* open(int fd) {
     seq = pd->seq.fetch_add(1, std::memory_order_relaxed) + 1;
   }
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.events = EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.u64 = (std::uint64_t(pd->index) << 32) | seq;
   if (::epoll_ctl(poller().epfd.load(std::memory_order_acquire), EPOLL_CTL_ADD, fd, &ev) < 0) {
     const int err = errno;
@@ -216,6 +220,11 @@ void release(PollDesc* pd) noexcept {
 int check(PollDesc* pd, Mode mode) noexcept {
   RuntimeLockGuard l(pd->lock);
   return state(pd, mode);
+}
+
+bool drained_reads_wait(PollDesc* pd) noexcept {
+  RuntimeLockGuard l(pd->lock);
+  return !pd->unclean;
 }
 
 int wait(PollDesc* pd, Mode mode) noexcept {
@@ -318,7 +327,8 @@ int poll(std::int64_t delay_ns, sched::GQueue& out) noexcept {
     {
       RuntimeLockGuard l(pd->lock);
       if (pd->seq.load(std::memory_order_relaxed) != std::uint32_t(tag)) continue;  // stale
-      if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+      if (ev & (EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) pd->unclean = true;
+      if (ev & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
         pd->rready = true;
         r = take(pd->rwait);
       }

@@ -48,6 +48,13 @@ void release(PollDesc* pd) noexcept;
 
 // Before a syscall: kClosed / kTimedOut if the operation must fail without trying, else 0.
 int check(PollDesc* pd, Mode mode) noexcept;
+// Whether a read that follows a short TCP read may wait for the next read edge instead of
+// trying recv first. A short read emptied the receive queue, and data, a FIN or an error
+// arriving after that brings an edge — unless the short read stopped at urgent data, or
+// at a FIN or error that arrived with the data and whose edge is already consumed: any
+// event that ever reported EPOLLPRI, EPOLLRDHUP, EPOLLHUP or EPOLLERR turns this off for
+// the descriptor.
+bool drained_reads_wait(PollDesc* pd) noexcept;
 // After EAGAIN: parks the calling goroutine ("IO wait") until fd is ready in `mode`
 // (read or write, not both), pd is closed, or the deadline passes. From a plain thread
 // it blocks the thread. Returns kReady, kClosed or kTimedOut.
