@@ -188,8 +188,10 @@ struct Runtime {
 
   stack::StackAllocator stacks;
 
-  RuntimeLock lock;
-  GRing runq;                                // guarded by lock
+  // Its own cache line, shared only with the counters every wakep reads: where these fall
+  // relative to the stack allocator's fields moved select4 at maxprocs 2 by 40% (a 16-byte
+  // shift of them, 360 -> 620 ns).
+  alignas(64) RuntimeLock lock;
   std::atomic<std::int32_t> runq_size{0};    // written under lock, read racily
   P* pidle = nullptr;                        // guarded by lock
   std::atomic<std::int32_t> npidle{0};       // written under lock
@@ -204,6 +206,7 @@ struct Runtime {
   std::atomic<std::int32_t> nallp{0};             // Ps ever created (thieves scan these)
   std::atomic<std::int32_t> gomaxprocs{0};
 
+  GRing runq;                                // the global run queue; guarded by lock
   RuntimeLock gfree_lock;
   std::vector<G*> gfree;                     // guarded by gfree_lock; capacity >= allgs.size()
 
