@@ -128,9 +128,12 @@ void RuntimeLock::lock_slow() noexcept {
 }
 
 bool Note::sleep_until(std::int64_t deadline_ns) noexcept {
-  while (key_.load(std::memory_order_acquire) == 0) {
-    if (monotonic_ns() >= deadline_ns) return false;
-    futex_wait(&key_, 0, deadline_ns);
+  std::uint32_t v = key_.load(std::memory_order_acquire);
+  while (v != 1) {
+    if (v == 0 && !key_.compare_exchange_weak(v, 2, std::memory_order_acquire, std::memory_order_acquire)) continue;
+    if (monotonic_ns() >= deadline_ns) return false;  // (a later wakeup() finds 2: one spare wake)
+    futex_wait(&key_, 2, deadline_ns);
+    v = key_.load(std::memory_order_acquire);
   }
   return true;
 }

@@ -141,19 +141,27 @@ class RuntimeLockGuard {
   RuntimeLock& l_;
 };
 
+// A one-shot wake-up for one sleeping thread (an idle M). The key is 0 (clear), 1 (woken)
+// or 2 (the sleeper is in, or about to enter, futex_wait): wakeup() makes the syscall only
+// when someone sleeps. An M is often woken while it is still on its way to sleep (it just
+// put itself on the idle list), and on this kind of VM a futex_wake costs microseconds.
 class Note {
  public:
   void sleep() noexcept {
-    while (key_.load(std::memory_order_acquire) == 0) futex_wait(&key_, 0);
+    std::uint32_t v = key_.load(std::memory_order_acquire);
+    while (v != 1) {
+      if (v == 0 && !key_.compare_exchange_weak(v, 2, std::memory_order_acquire, std::memory_order_acquire)) continue;
+      futex_wait(&key_, 2);
+      v = key_.load(std::memory_order_acquire);
+    }
   }
   // Sleeps until woken or until deadline_ns (monotonic); returns true when woken.
   bool sleep_until(std::int64_t deadline_ns) noexcept;
   void wakeup() noexcept {
-    key_.store(1, std::memory_order_release);
-    futex_wake(&key_, 1);
+    if (key_.exchange(1, std::memory_order_acq_rel) == 2) futex_wake(&key_, 1);
   }
   void clear() noexcept { key_.store(0, std::memory_order_relaxed); }
-  bool woken() const noexcept { return key_.load(std::memory_order_acquire) != 0; }
+  bool woken() const noexcept { return key_.load(std::memory_order_acquire) == 1; }
 
  private:
   std::atomic<std::uint32_t> key_{0};
