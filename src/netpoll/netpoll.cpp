@@ -246,7 +246,9 @@ int wait(PollDesc* pd, Mode mode) noexcept {
     (rd ? pd->rwait : pd->wwait) = &w;
     pl.waiters.fetch_add(1, std::memory_order_relaxed);
     pl.total_waits.fetch_add(1, std::memory_order_relaxed);
-    w.block(sched::WaitReason::io_wait, pd->lock);  // unlocks
+    // Not counted blocked: an fd wait can end from outside the runtime (and `waiters`
+    // keeps deadlock detection off meanwhile).
+    w.block(sched::WaitReason::io_wait, pd->lock, /*counted=*/false);  // unlocks
     pl.waiters.fetch_sub(1, std::memory_order_relaxed);
   }
 }

@@ -286,17 +286,17 @@ void wakep(Runtime* rt) {
   startm(rt, nullptr, true);
 }
 
-// The process's thread count (0 if unknown), from /proc/self/task rather than the
-// num_threads field of /proc/self/stat: qemu-user reports that field as 0.
-std::int32_t process_threads() noexcept {
+// Calls f(tid) for each of the process's threads, from /proc/self/task (the num_threads
+// field of /proc/self/stat reads 0 under qemu-user). False if it cannot be read.
+template <class F>
+bool for_each_thread(F&& f) noexcept {
   DIR* dir = ::opendir("/proc/self/task");
-  if (!dir) return 0;
-  std::int32_t n = 0;
+  if (!dir) return false;
   while (const dirent* e = ::readdir(dir)) {
-    if (e->d_name[0] != '.') ++n;
+    if (e->d_name[0] != '.') f(std::int32_t(std::atoi(e->d_name)));
   }
   ::closedir(dir);
-  return n;
+  return true;
 }
 
 bool any_timers(Runtime* rt) noexcept {
@@ -320,9 +320,14 @@ void checkdead_locked(Runtime* rt) {
   if (rt->mcount - rt->nmidle - rt->nmidlelocked > 0) return;
   if (rt->runq_size.load(std::memory_order_relaxed) > 0 || any_local_work(rt) || any_timers(rt)) return;
   if (netpoll::waiters() > 0) return;  // an fd may become ready
-  const std::int32_t threads = process_threads();
-  if (threads == 0) return;
-  const std::int64_t others = std::int64_t(threads) - rt->threads_at_start - rt->mcount;
+  std::int64_t new_threads = 0;
+  const auto& before = rt->threads_at_start;
+  if (!for_each_thread([&](std::int32_t tid) { new_threads += !std::binary_search(before.begin(), before.end(), tid); }))
+    return;
+  const std::int64_t others = new_threads - rt->mcount;
+  // (Plain threads waiting on an fd are not among the blocked: read apart, the waiters
+  // count above and this one once showed a thread that had just begun to wait on its
+  // socket as blocked on nothing, and a live plain thread was taken for dead.)
   if (others - g_foreign_blocked.load(std::memory_order_acquire) > 0) return;
   // Last, as Go's checkdead does: no goroutine may be running or runnable. (A safety net:
   // a TSan stress run once got here with a goroutine still running, the M accounting
@@ -1535,7 +1540,8 @@ int run_main(void (*body)(void*), void* arg, std::size_t cfg_stack_size, int cfg
   // sysmon never wakes a goroutine by itself (it only passes on what timers and fds do):
   // count it among the threads from before run().
   rt->sysmon = std::thread(sysmon_loop, rt);
-  rt->threads_at_start = process_threads();
+  for_each_thread([rt](std::int32_t tid) { rt->threads_at_start.push_back(tid); });
+  std::sort(rt->threads_at_start.begin(), rt->threads_at_start.end());
   {
     RuntimeLockGuard l(rt->lock);
     procresize_locked(rt, procs);

@@ -228,10 +228,12 @@ struct Runtime {
   M* timer_sleeper = nullptr;
   std::atomic<std::int64_t> timer_sleep_until{0};
 
-  // Deadlock detection (checkdead): Ms asleep in stoplockedm, and the process's thread
-  // count when run() started (threads beyond it, and beyond the Ms, may wake goroutines).
+  // Deadlock detection (checkdead): Ms asleep in stoplockedm, and the ids of the process's
+  // threads when run() started, sorted (threads not among them, and beyond the Ms, may wake
+  // goroutines). Ids, not a count: a thread joined just before run() can still be listed
+  // then and vanish later, and a count would then take a live plain thread for it.
   std::int32_t nmidlelocked = 0;             // guarded by lock
-  std::int32_t threads_at_start = 0;
+  std::vector<std::int32_t> threads_at_start;
 
   // The M asleep until the next timer blocks in the netpoller instead when fds are
   // watched (guarded by timer_lock).

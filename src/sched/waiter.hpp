@@ -38,16 +38,21 @@ struct Waiter {
   std::uint64_t ticket = 0;              // owner-defined
   std::int64_t start_ns = 0;             // when it started waiting (Mutex starvation)
   bool success = false;                  // owner-defined (e.g. channel: received a value)
+  bool foreign_counted = false;          // a plain thread's block() counted it blocked
 
   // Blocks until wake(); `lock` (held on entry) is released once blocking is safe.
+  // A plain thread counts itself blocked for deadlock detection, unless `counted` is false:
+  // a wait that something outside the runtime can end (an fd) leaves the thread a live
+  // potential waker.
   template <class Lock>
-  void block(WaitReason reason, Lock& lock) {
+  void block(WaitReason reason, Lock& lock, bool counted = true) {
     if (g) {
       park(reason, [](G*, void* l) { static_cast<Lock*>(l)->unlock(); return true; }, &lock);
     } else {
-      foreign_block_begin();
+      foreign_counted = counted;
+      if (counted) foreign_block_begin();
       lock.unlock();
-      foreign_block_check();
+      if (counted) foreign_block_check();
       while (woken.load(std::memory_order_acquire) == 0) futex_wait(&woken, 0);
     }
   }
@@ -88,7 +93,7 @@ struct Waiter {
     if (g) {
       ready(g);
     } else {
-      foreign_block_woken();
+      if (foreign_counted) foreign_block_woken();
       // The moment woken is set, the sleeper may return (and this Waiter vanish).
       woken.store(1, std::memory_order_release);
       futex_wake(&woken, 1);
