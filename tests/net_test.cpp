@@ -864,6 +864,88 @@ TEST_P(Net, ShortReadThenFinOrUrgentDataIsStillRead) {
   });
 }
 
+// Small TCP reads also fill a read-ahead buffer (one recvmsg): every byte still comes out
+// once and in order, whatever mix of read sizes and write sizes.
+TEST_P(Net, SmallReadsOfAStreamLoseAndReorderNothing) {
+  run([] {
+    without_fd_leaks([] {
+      gort::net::Listener ln = gort::net::listen("tcp", "127.0.0.1:0");
+      const std::size_t total = std::size_t(scaled(256)) * 1024;
+      auto byte_at = [](std::size_t i) { return char((i * 131 + i / 251) & 0xff); };
+      gort::WaitGroup wg;
+      wg.go([&] {
+        gort::net::Conn c = gort::net::dial("tcp", ln.addr());
+        std::string chunk;
+        for (std::size_t sent = 0, k = 0; sent < total; ++k) {
+          const std::size_t n = std::min(total - sent, 1 + (k * 7919) % 2000);
+          chunk.resize(n);
+          for (std::size_t j = 0; j < n; ++j) chunk[j] = byte_at(sent + j);
+          c.write(chunk);
+          sent += n;
+        }
+        c.close_write();
+      });
+      gort::net::Conn c = ln.accept();
+      std::vector<char> buf(6000);
+      std::size_t got = 0, bad = 0, reads = 0;
+      for (;;) {
+        // Mostly small reads (the read-ahead path), sometimes big ones (recv directly).
+        const std::size_t want = reads % 11 == 10 ? 5000 : 1 + (reads * 37) % 700;
+        ++reads;
+        const std::size_t n = c.read(std::span<char>(buf.data(), want));
+        if (n == 0) break;
+        ASSERT_LE(n, want);
+        for (std::size_t j = 0; j < n; ++j) bad += buf[j] != byte_at(got + j);
+        got += n;
+      }
+      wg.wait();
+      EXPECT_EQ(got, total);
+      EXPECT_EQ(bad, 0u) << "bytes out of order or corrupted";
+    });
+  });
+}
+
+// Bytes already read ahead obey the read deadline like bytes still in the kernel, and
+// survive a timeout.
+TEST_P(Net, ReadAheadBytesObeyTheDeadlineAndSurviveIt) {
+  run([] {
+    gort::net::Listener ln = gort::net::listen("tcp", "127.0.0.1:0");
+    std::string sent(100, '\0');
+    for (std::size_t i = 0; i < sent.size(); ++i) sent[i] = char('A' + i % 50);
+    gort::WaitGroup wg;
+    wg.go([&] {
+      gort::net::Conn c = gort::net::dial("tcp", ln.addr());
+      c.write(sent);  // one segment on loopback: the first read takes it whole
+      c.close_write();
+      char b;
+      std::error_code ec;
+      c.read(std::span<char>(&b, 1), ec);  // until the reader closes
+    });
+    gort::net::Conn c = ln.accept();
+    char buf[10];
+    std::size_t n = 0;
+    while (n < sizeof buf) n += c.read(std::span<char>(buf + n, sizeof buf - n));
+    EXPECT_EQ(std::string(buf, n), sent.substr(0, 10));
+    c.set_read_deadline(Clock::now() - 1s);
+    std::error_code ec;
+    EXPECT_EQ(c.read(std::span<char>(buf), ec), 0u);
+    EXPECT_EQ(ec, gort::net::errc::timeout) << ec.message();
+    c.set_read_deadline(gort::time_point{});
+    std::string rest;
+    while (rest.size() < 90) {
+      const std::size_t m = c.read(std::span<char>(buf), ec);
+      ASSERT_FALSE(ec) << ec.message();
+      ASSERT_GT(m, 0u) << "end of stream after " << rest.size() << " of 90 bytes";
+      rest.append(buf, m);
+    }
+    EXPECT_EQ(rest, sent.substr(10));
+    EXPECT_EQ(c.read(std::span<char>(buf), ec), 0u);  // then end of stream
+    EXPECT_FALSE(ec) << ec.message();
+    c.close();
+    wg.wait();
+  });
+}
+
 TEST_P(Net, PlainThreadDialsAGoroutineServer) {
   run([] {
     without_fd_leaks([] {

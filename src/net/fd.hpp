@@ -19,7 +19,9 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <system_error>
 
@@ -99,6 +101,14 @@ struct NetFd {
 
   // The last read was short on a TCP socket: it emptied the receive queue (guarded by rmu).
   bool read_drained = false;
+  // Read-ahead (TCP, guarded by rmu): a small read is one recvmsg into the caller's buffer
+  // and this one, so even a read that fills the caller's buffer tells whether it drained
+  // the receive queue (it did if this one was not filled too). The next reads hand out
+  // what landed here before they make a syscall.
+  static constexpr std::size_t kReadAhead = 512;
+  static constexpr std::size_t kReadAheadBelow = 4096;  // reads at least this big recv directly
+  std::unique_ptr<std::byte[]> ahead;                   // allocated by the first small read
+  std::size_t ahead_off = 0, ahead_len = 0;
   Mutex rmu;  // readers and accept take turns (one netpoll waiter per direction)
   Mutex wmu;  // writers take turns; also makes each write() contiguous on the stream
 

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -409,13 +410,43 @@ std::size_t Conn::read(std::span<std::byte> buf, std::error_code& ec) {
   if (!buf.empty()) {
     std::lock_guard lock(fd->rmu);
     const std::size_t len = std::min(buf.size(), kMaxRW);
-    // After a short read, Go tries recv again and gets EAGAIN (one wasted syscall per
-    // request in a request/response exchange); the receive queue was empty, so wait for
-    // its next edge instead (netpoll::drained_reads_wait says when that is safe). Not on
-    // Unix sockets: their stream reads also stop short after a message carrying descriptors.
-    const bool wait_first = fd->read_drained && netpoll::drained_reads_wait(fd->pd);
-    n = fd->io(netpoll::Mode::read, ec, [&] { return ::recv(fd->sysfd, buf.data(), len, 0); }, wait_first);
-    fd->read_drained = n > 0 && std::size_t(n) < len && fd->net == "tcp";
+    if (fd->ahead_len > 0) {
+      // Read ahead by an earlier call: no syscall, but the same deadline and close checks.
+      if (int r = netpoll::check(fd->pd, netpoll::Mode::read); r != netpoll::kReady) {
+        ec = NetFd::poll_error(r);
+        n = -1;
+      } else {
+        n = ssize_t(std::min(len, fd->ahead_len));
+        std::memcpy(buf.data(), fd->ahead.get() + fd->ahead_off, std::size_t(n));
+        fd->ahead_off += std::size_t(n);
+        fd->ahead_len -= std::size_t(n);
+      }
+    } else {
+      // After a short read, Go tries recv again and gets EAGAIN (one wasted syscall per
+      // request in a request/response exchange); the receive queue was empty, so wait for
+      // its next edge instead (netpoll::drained_reads_wait says when that is safe). Not on
+      // Unix sockets: their stream reads also stop short after a message carrying descriptors.
+      const bool wait_first = fd->read_drained && netpoll::drained_reads_wait(fd->pd);
+      if (fd->net == "tcp" && len < NetFd::kReadAheadBelow) {
+        if (!fd->ahead) fd->ahead = std::make_unique_for_overwrite<std::byte[]>(NetFd::kReadAhead);
+        n = fd->io(netpoll::Mode::read, ec, [&] {
+          iovec iov[2] = {{buf.data(), len}, {fd->ahead.get(), NetFd::kReadAhead}};
+          msghdr msg{};
+          msg.msg_iov = iov;
+          msg.msg_iovlen = 2;
+          return ::recvmsg(fd->sysfd, &msg, 0);
+        }, wait_first);
+        fd->read_drained = n > 0 && std::size_t(n) < len + NetFd::kReadAhead;
+        if (n > ssize_t(len)) {
+          fd->ahead_off = 0;
+          fd->ahead_len = std::size_t(n) - len;
+          n = ssize_t(len);
+        }
+      } else {
+        n = fd->io(netpoll::Mode::read, ec, [&] { return ::recv(fd->sysfd, buf.data(), len, 0); }, wait_first);
+        fd->read_drained = n > 0 && std::size_t(n) < len && fd->net == "tcp";
+      }
+    }
   }
   fd->release();
   return n < 0 ? 0 : std::size_t(n);
