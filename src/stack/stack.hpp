@@ -17,6 +17,10 @@
 //   older ones (madvise(MADV_DONTNEED) over the part that was used: the reservation stays).
 //   pool_[0, trimmed_) are released, pool_[trimmed_, size) resident; LIFO from the back.
 //   A stack being released (madvise runs outside the lock) is never handed out meanwhile.
+// - System calls are batched where the kernel allows (process_madvise on the process
+//   itself, Linux 6.15+): a new slab's guards are one call, and each refill of a P's cache
+//   populates the top pages of the cold stacks it takes in one call, outside the lock.
+//   Where the kernel refuses, guards fall back to one madvise each and population is skipped.
 // - Under valgrind every stack is registered (VALGRIND_STACK_REGISTER) from its mapping to
 //   its unmapping: otherwise a switch between two stacks of one slab looks to valgrind like
 //   a stack pointer moving within one stack, and it marks the live frames in between

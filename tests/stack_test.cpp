@@ -1,0 +1,115 @@
+// The stack allocator, white-box: every stack it hands out has its guard directly below it,
+// and stacks handed out fresh have their top page already resident (batched in one
+// process_madvise where the kernel offers it). Guard and population are batched per slab
+// and per refill, so the checks cover several slabs and refills, not just the first stack.
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "stack/stack.hpp"
+
+namespace {
+
+using gort::stack::Guard;
+using gort::stack::Stack;
+using gort::stack::StackAllocator;
+using gort::stack::StackCache;
+
+// Whether the kernel can read the byte at p (a write(2) from it fails with EFAULT if not:
+// no signal, so a guard page can be probed safely).
+bool kernel_can_read(const char* p) {
+  int fds[2];
+  if (pipe(fds) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
+  const bool ok = write(fds[1], p, 1) == 1;
+  const int err = errno;
+  close(fds[0]);
+  close(fds[1]);
+  if (!ok && err != EFAULT) throw std::system_error(err, std::generic_category(), "write");
+  return ok;
+}
+
+bool resident(const char* page) {
+  unsigned char v = 0;
+  if (mincore(const_cast<char*>(page), gort::stack::page_size(), &v) != 0)
+    throw std::system_error(errno, std::generic_category(), "mincore");
+  return (v & 1) != 0;
+}
+
+std::vector<Stack> take(StackAllocator& a, std::size_t refills) {
+  std::vector<Stack> got(refills * StackCache::kBatch);
+  for (std::size_t i = 0; i < refills; ++i) a.get_batch(got.data() + i * StackCache::kBatch, StackCache::kBatch);
+  return got;
+}
+
+void give_back(StackAllocator& a, std::vector<Stack>& got) {
+  std::vector<char*> deepest(got.size(), nullptr);
+  a.put_batch(got.data(), deepest.data(), got.size());
+}
+
+constexpr std::size_t kRefills = 3 * gort::stack::kSlabStacks / StackCache::kBatch + 1;  // over 3 slabs
+
+TEST(StackAllocator, EveryStackOfEverySlabHasItsGuardBelowIt) {
+  StackAllocator a(64 * 1024);
+  const Guard best = StackAllocator::probe_kernel_guard();
+  std::vector<Stack> got = take(a, kRefills);
+  for (const Stack& s : got) {
+    ASSERT_EQ(s.size(), 64u * 1024);
+    if (best == Guard::kernel_guard) EXPECT_EQ(s.guard, Guard::kernel_guard) << "stack at " << static_cast<void*>(s.lo);
+    if (s.guard == Guard::canary) {
+      EXPECT_TRUE(s.canary_intact());
+    } else {
+      EXPECT_FALSE(kernel_can_read(s.lo - 1)) << "no guard below the stack at " << static_cast<void*>(s.lo);
+      EXPECT_FALSE(kernel_can_read(s.lo - gort::stack::page_size())) << static_cast<void*>(s.lo);
+    }
+    EXPECT_TRUE(kernel_can_read(s.lo));
+    EXPECT_TRUE(kernel_can_read(s.hi - 1));
+  }
+  give_back(a, got);
+}
+
+// Whether process_madvise(2) may populate this process's pages (Linux 6.15's
+// PIDFD_SELF_THREAD_GROUP): where it may not (older kernels, qemu-user), population is
+// skipped and a stack's first touch faults its page in, as before.
+bool batch_populate_works() {
+  const std::size_t ps = gort::stack::page_size();
+  void* p = mmap(nullptr, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "mmap");
+  iovec v{p, ps};
+  const bool works = syscall(SYS_process_madvise, -10001, &v, 1, 23 /* MADV_POPULATE_WRITE */, 0u) == long(ps);
+  munmap(p, ps);
+  return works;
+}
+
+TEST(StackAllocator, FreshStacksComeWithTheirTopPageResident) {
+  StackAllocator a(64 * 1024);
+  std::vector<Stack> got = take(a, kRefills);
+  const std::size_t ps = gort::stack::page_size();
+  std::size_t top_resident = 0, below_resident = 0;
+  for (const Stack& s : got) {
+    top_resident += resident(s.hi - ps);
+    below_resident += resident(s.hi - 2 * ps);  // only the top page is populated
+  }
+  if (batch_populate_works()) EXPECT_EQ(top_resident, got.size());
+  EXPECT_EQ(below_resident, 0u);
+  // What population wrote is still a zeroed, usable stack.
+  for (const Stack& s : got) {
+    EXPECT_EQ(s.hi[-1], 0);
+    s.hi[-1] = 1;
+  }
+  give_back(a, got);
+  // Stacks that come back used are handed out again as they are (their pages stay).
+  got = take(a, 1);
+  std::size_t reused_dirty = 0;
+  for (const Stack& s : got) reused_dirty += s.hi[-1] == 1;
+  EXPECT_EQ(reused_dirty, got.size());
+  give_back(a, got);
+}
+
+}  // namespace
