@@ -117,7 +117,10 @@ TEST_P(Sched, SpawnLoopLetsItsChildrenRunFirst) {
     wg.wait();
     const gort::debug::Stats after = gort::debug::stats();
     EXPECT_EQ(sum.load(), n);
-    EXPECT_GT(after.spawn_yields, before.spawn_yields);
+    // Alone on one P the spawner's ring must overflow, and the spawner yield. With more Ps,
+    // thieves may keep the ring from filling (seen under TSan at maxprocs 8): no yield is
+    // needed then, and the bound on descriptors below is what must hold.
+    if (gort::maxprocs() == 1) EXPECT_GT(after.spawn_yields, before.spawn_yields);
     // Measured: 384-640 at maxprocs 1-8 (the rings and the global queue's batches).
     EXPECT_LE(after.descriptors, 4096u) << "spawns outran their goroutines";
   });
