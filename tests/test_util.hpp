@@ -26,6 +26,13 @@ inline constexpr int kScale = 10;
 inline constexpr int kScale = 1;
 #endif
 constexpr int scaled(int n) { return n / kScale > 0 ? n / kScale : 1; }
+// Wall-clock bounds stretch where every thread runs slowly: under the sanitizers, and in
+// cross builds, which run under qemu-user (GORT_TEST_EMULATED).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || defined(GORT_TEST_EMULATED)
+inline constexpr int kTimeScale = 10;
+#else
+inline constexpr int kTimeScale = 1;
+#endif
 // Each goroutine's first run creates a TSan fiber (a whole ThreadState: milliseconds on
 // these VMs), so tests that spawn by the hundred thousand run at 1/100 under TSan.
 #if defined(__SANITIZE_THREAD__)
