@@ -599,7 +599,9 @@ TEST(Dumps, RunningGoroutineOnAnotherThreadShowsItsFrames) {
 #if GORT_TEST_FRAMES_NOFP
 }  // namespace
 namespace nofp {
-int nofp_outer(const gort::chan<int>& ch);  // tests/frames_nofp.cpp, built without frame pointers
+// tests/frames_nofp.cpp, built without frame pointers
+int nofp_outer(const gort::chan<int>& ch);
+int nofp_outer_spins(const std::atomic<bool>& stop);
 }
 namespace {
 
@@ -633,6 +635,43 @@ TEST(Dumps, FramesWithoutFramePointersAreShown) {
       if (next != std::string::npos) pos = next + 1;
     }
   });
+}
+
+// A goroutine running in code built without frame pointers: its M's signal handler copies
+// the interrupted registers and the stack above them, and the CFI tables unwind the copy,
+// so the dump shows every frame (the frame-pointer chain would skip the callers).
+TEST(Dumps, RunningFramesWithoutFramePointersAreShown) {
+  gort::testing::run_test(
+      [] {
+        std::atomic<bool> stop{false};
+        std::atomic<std::int64_t> id{0};
+        gort::WaitGroup wg;
+        wg.go([&] {
+          id = gort::goroutine_id();
+          EXPECT_GT(nofp::nofp_outer_spins(stop), 0);
+        });
+        while (id.load() == 0) gort::yield();
+        const std::string header = "goroutine " + std::to_string(id.load()) + " [running]:\n";
+        std::string text, block;
+        // Until a sample finds it in the leaf (it may not have reached it, or be off its P).
+        for (int attempt = 0; attempt < 50 && block.find("nofp::nofp_leaf_spins") == std::string::npos; ++attempt) {
+          std::ostringstream os;
+          gort::debug::write_goroutines(os, 2);
+          text = os.str();
+          const std::size_t at = text.find(header);
+          block = at == std::string::npos ? "" : text.substr(at, text.find("\n\n", at) - at);
+        }
+        stop = true;
+        wg.wait();
+        ASSERT_FALSE(block.empty()) << text;
+        std::size_t pos = 0;
+        for (const char* f : {"nofp::nofp_leaf_spins", "nofp::nofp_middle_spins", "nofp::nofp_outer_spins", "created by"}) {
+          const std::size_t next = block.find(f, pos);
+          EXPECT_NE(next, std::string::npos) << f << " missing or out of order in\n" << block;
+          if (next != std::string::npos) pos = next + 1;
+        }
+      },
+      2);
 }
 #endif
 

@@ -136,13 +136,12 @@ __attribute__((no_sanitize_address)) int frame_pointer_walk(const G* g, void** o
   return n;
 }
 
-// Whether pc returns into gort_ctx_trampoline: the outermost frame of every goroutine.
+}  // namespace
+
 bool returns_to_trampoline(void* pc) {
   const auto at = reinterpret_cast<std::uintptr_t>(pc), tramp = reinterpret_cast<std::uintptr_t>(&gort_ctx_trampoline);
   return at > tramp && at <= tramp + 16;
 }
-
-}  // namespace
 
 // Frame pointers first: a few loads per frame, where the CFI unwinder costs microseconds.
 // The walk is kept when it reached the goroutine's first frame through functions that all
@@ -153,8 +152,8 @@ int parked_frames(const G* g, void** out, int max) {
   const int n = frame_pointer_walk(g, out, max);
   if (returns_to_trampoline(out[n - 1]) && frame_pointer_walk_exact(out, n - 1)) return n;
   void* cfi[kMaxDumpFrames];
-  const int m = unwind_with_cfi(g->ctx, reinterpret_cast<std::uintptr_t>(g->stack.lo),
-                                reinterpret_cast<std::uintptr_t>(g->stack.hi), cfi, std::min(max, kMaxDumpFrames));
+  const StackMemory stack{reinterpret_cast<std::uintptr_t>(g->stack.lo), reinterpret_cast<std::uintptr_t>(g->stack.hi)};
+  const int m = unwind_with_cfi(registers_of(g->ctx), stack, cfi, std::min(max, kMaxDumpFrames));
   if (m <= 1) return n;  // no CFI unwinder here
   std::copy_n(cfi, m, out);
   return m;

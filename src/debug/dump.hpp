@@ -22,6 +22,10 @@ bool is_scheduler_frame(const std::string& described);
 int parked_frames(const sched::G* g, void** out, int max);
 inline constexpr int kMaxDumpFrames = 64;
 
+// Whether pc returns into gort_ctx_trampoline: the outermost frame of every goroutine, so
+// a walk that ends there found them all.
+bool returns_to_trampoline(void* pc);
+
 // The header line without the trailing colon: "goroutine 7 [chan receive, 2 minutes]".
 std::string goroutine_header(const sched::G* g, bool running_here);
 

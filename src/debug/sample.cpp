@@ -11,8 +11,11 @@
 #include <cstdint>
 #include <cstring>
 #include <ctime>
+#include <memory>
 #include <mutex>
 
+#include "debug/dump.hpp"
+#include "debug/symbolize.hpp"
 #include "sched/sanitizer.hpp"
 
 namespace gort::debug_impl {
@@ -46,6 +49,56 @@ Registers interrupted(const void* uctx) noexcept {
   (void)uc;
 #endif
   return r;
+}
+
+// The interrupted registers in DWARF numbering (symbolize.hpp's DwarfRegisters), for the
+// CFI unwinder: kTakenRegisters is the set take_registers fills.
+#if defined(__x86_64__)
+constexpr int kDwarfSp = 7;
+constexpr std::uint32_t kTakenRegisters = 0xFFFFu;
+#elif defined(__aarch64__)
+constexpr int kDwarfSp = 31;
+constexpr std::uint32_t kTakenRegisters = 0xFFFFFFFFu;
+#else
+constexpr int kDwarfSp = 0;
+constexpr std::uint32_t kTakenRegisters = 0;
+#endif
+
+// How much of a running goroutine's stack, from sp up, a sample copies for the CFI
+// unwinder (none where there is no unwinder). Frames beyond it are not unwound.
+#if GORT_HAVE_LIBDW
+constexpr std::size_t kStackCopyBytes = std::size_t(128) << 10;
+#else
+constexpr std::size_t kStackCopyBytes = 0;
+#endif
+
+void take_registers(const void* uctx, std::uint64_t* regs, std::uint64_t& pc) noexcept {
+  const auto* uc = static_cast<const ucontext_t*>(uctx);
+#if defined(__x86_64__)
+  static constexpr int kGreg[16] = {REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI, REG_RDI, REG_RBP, REG_RSP,
+                                    REG_R8,  REG_R9,  REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15};
+  for (int i = 0; i < 16; ++i) regs[i] = std::uint64_t(uc->uc_mcontext.gregs[kGreg[i]]);
+  pc = std::uint64_t(uc->uc_mcontext.gregs[REG_RIP]);
+#elif defined(__aarch64__)
+  for (int i = 0; i < 31; ++i) regs[i] = uc->uc_mcontext.regs[i];
+  regs[31] = uc->uc_mcontext.sp;
+  pc = uc->uc_mcontext.pc;
+#else
+  (void)uc;
+  (void)regs;
+  pc = 0;
+#endif
+}
+
+// Copies the live stack [sp, min(hi, sp + cap)) a word at a time. Exempt from the
+// sanitizers: the frames it reads hold ASan's redzones, and memcpy would be checked.
+__attribute__((no_sanitize_address, no_sanitize_thread)) std::size_t copy_stack(std::uintptr_t sp, std::uintptr_t hi,
+                                                                                unsigned char* to, std::size_t cap) noexcept {
+  const std::size_t words = (std::min<std::uintptr_t>(hi - sp, cap)) / sizeof(std::uintptr_t);
+  const auto* from = reinterpret_cast<const volatile std::uintptr_t*>(sp);
+  auto* dst = reinterpret_cast<std::uintptr_t*>(to);
+  for (std::size_t i = 0; i < words; ++i) dst[i] = from[i];
+  return words * sizeof(std::uintptr_t);
 }
 
 // The walk of parked_frames, from interrupted registers: only reads inside [lo, hi), each
@@ -105,6 +158,23 @@ void add_leaf_caller(std::vector<void*>& pcs, std::uintptr_t leaf_ret) {
   pcs.insert(pcs.begin() + 1, reinterpret_cast<void*>(leaf_ret));
 }
 
+// Replaces the frame-pointer walk in `pcs` with the CFI unwind of the sample's registers
+// and stack copy when that unwind is at least as complete: it also sees frames built
+// without frame pointers, frameless leaves and prologues. Returns whether it did.
+bool unwind_sample_with_cfi(const M::StackSample& s, std::vector<void*>& pcs) {
+  if (s.copy_len == 0) return false;
+  DwarfRegisters regs;
+  std::copy(std::begin(s.regs), std::end(s.regs), regs.r);
+  regs.known = kTakenRegisters;
+  regs.pc = s.pc;
+  const auto sp = std::uintptr_t(s.regs[kDwarfSp]);
+  void* cfi[kMaxDumpFrames];
+  const int k = unwind_with_cfi(regs, StackMemory{sp, sp + s.copy_len, s.copy}, cfi, kMaxDumpFrames);
+  if (k <= 1 || (!returns_to_trampoline(cfi[k - 1]) && !pcs.empty() && returns_to_trampoline(pcs.back()))) return false;
+  pcs.assign(cfi, cfi + k);
+  return true;
+}
+
 void forward(int sig, siginfo_t* info, void* uctx) {
   if (g_prev_urg.sa_flags & SA_SIGINFO) {
     if (g_prev_urg.sa_sigaction) g_prev_urg.sa_sigaction(sig, info, uctx);
@@ -128,6 +198,11 @@ void on_sample_signal(int sig, siginfo_t* info, void* uctx) {
     const auto lo = reinterpret_cast<std::uintptr_t>(g->stack.lo), hi = reinterpret_cast<std::uintptr_t>(g->stack.hi);
     n = walk(r, lo, hi, m->sample.pcs, int(std::size(m->sample.pcs)));
     m->sample.leaf_ret = r.lr != 0 ? r.lr : n > 0 && r.sp + sizeof(void*) <= hi ? top_of_stack(r.sp) : 0;
+    m->sample.copy_len = 0;
+    if (n > 0 && m->sample.copy && kTakenRegisters != 0) {
+      take_registers(uctx, m->sample.regs, m->sample.pc);
+      m->sample.copy_len = copy_stack(r.sp, hi, m->sample.copy, m->sample.copy_cap);
+    }
   }
   m->sample.g = n > 0 ? g : nullptr;
   m->sample.n = n;
@@ -142,6 +217,7 @@ std::unordered_map<const G*, std::vector<void*>> sample_running(Runtime* rt) {
   const M* self = this_m();
   const pid_t pid = getpid();
   std::vector<M*> asked;
+  std::vector<std::unique_ptr<unsigned char[]>> copies;  // outlive every handler that writes them
   for (M* m = rt->allm_head.load(std::memory_order_acquire); m; m = m->alllink) {
     if (m == self) continue;
     const pid_t tid = m->tid.load(std::memory_order_acquire);
@@ -151,11 +227,19 @@ std::unordered_map<const G*, std::vector<void*>> sample_running(Runtime* rt) {
       g = m->curg;
     }
     if (tid == 0 || !g || g->status.load(std::memory_order_relaxed) != GStatus::running) continue;
+    if (kStackCopyBytes > 0) {
+      // Lent before the request: the handler may not allocate.
+      copies.push_back(std::unique_ptr<unsigned char[]>(new (std::nothrow) unsigned char[kStackCopyBytes]));
+      m->sample.copy = copies.back().get();
+      m->sample.copy_cap = m->sample.copy ? kStackCopyBytes : 0;
+    }
     m->sample.state.store(kRequested, std::memory_order_release);
     if (syscall(SYS_tgkill, pid, tid, SIGURG) == 0) {
       asked.push_back(m);
     } else {
       m->sample.state.store(kIdle, std::memory_order_relaxed);  // the thread has exited
+      m->sample.copy = nullptr;
+      m->sample.copy_cap = 0;
     }
   }
   const std::int64_t deadline = monotonic_ns() + std::chrono::nanoseconds(kSampleWait).count();
@@ -175,10 +259,15 @@ std::unordered_map<const G*, std::vector<void*>> sample_running(Runtime* rt) {
       if (m->sample.g) {
         std::vector<void*>& pcs = out[m->sample.g];
         pcs.assign(m->sample.pcs, m->sample.pcs + m->sample.n);
-        add_leaf_caller(pcs, m->sample.leaf_ret);
+        if (!unwind_sample_with_cfi(m->sample, pcs)) add_leaf_caller(pcs, m->sample.leaf_ret);
       }
       m->sample.state.store(kIdle, std::memory_order_relaxed);
     }
+  }
+  // No handler writes now: each slot is idle, or done and read.
+  for (M* m : asked) {
+    m->sample.copy = nullptr;
+    m->sample.copy_cap = 0;
   }
   return out;
 }

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #if GORT_HAVE_LIBDW
@@ -79,12 +81,12 @@ bool symbolize_dw(Dwarf_Addr addr, Symbol& out) {
 // ---- CFI unwinding -------------------------------------------------------------------------
 //
 // libdw unwinds "threads" it learns of through callbacks: here one, the goroutine named by
-// g_target (guarded by g_mu), whose registers come from its saved context and whose memory
-// reads are confined to its stack. The Dwfl is attached to these callbacks once.
+// g_target (guarded by g_mu), whose registers are given and whose memory reads are
+// confined to its stack (or that stack's copy). The Dwfl is attached to these callbacks once.
 
 struct UnwindTarget {
-  const arch::Context* ctx;
-  std::uintptr_t lo, hi;
+  const DwarfRegisters* regs;
+  StackMemory stack;
   void** out;
   int max;
   int n;
@@ -109,28 +111,32 @@ bool get_thread(Dwfl*, pid_t tid, void*, void** thread_argp) {
 // stay inside it (and are exempt from ASan, which would report a new frame's redzones).
 __attribute__((no_sanitize_address)) bool memory_read(Dwfl*, Dwarf_Addr addr, Dwarf_Word* result, void*) {
   const UnwindTarget* t = g_target;
-  if (!t || addr % sizeof(Dwarf_Word) != 0 || addr < t->lo || addr + sizeof(Dwarf_Word) > t->hi) return false;
-  *result = *reinterpret_cast<const volatile Dwarf_Word*>(addr);
+  if (!t || addr % sizeof(Dwarf_Word) != 0 || addr < t->stack.lo || addr + sizeof(Dwarf_Word) > t->stack.hi)
+    return false;
+  if (t->stack.copy) {
+    std::memcpy(result, t->stack.copy + (addr - t->stack.lo), sizeof(Dwarf_Word));
+  } else {
+    *result = *reinterpret_cast<const volatile Dwarf_Word*>(addr);
+  }
   return true;
 }
 
+// Hands libdw each run of consecutive known registers.
 bool set_initial_registers(Dwfl_Thread* thread, void* arg) {
-  const arch::Context& c = *static_cast<UnwindTarget*>(arg)->ctx;
-  // DWARF register numbers of the callee-saved registers the switch kept.
-#if defined(__x86_64__)
-  const Dwarf_Word rbx = c.rbx, rbp_rsp[2] = {c.fp, c.sp}, r12_r15[4] = {c.r12, c.r13, c.r14, c.r15};
-  if (!dwfl_thread_state_registers(thread, 3, 1, &rbx) || !dwfl_thread_state_registers(thread, 6, 2, rbp_rsp) ||
-      !dwfl_thread_state_registers(thread, 12, 4, r12_r15))
-    return false;
-#elif defined(__aarch64__)
-  Dwarf_Word x19_sp[13] = {c.x19, c.x20};
-  for (int i = 0; i < 8; ++i) x19_sp[2 + i] = c.x21_x28[i];
-  x19_sp[10] = c.fp;  // x29
-  x19_sp[11] = c.pc;  // x30: the resume address was the link register
-  x19_sp[12] = c.sp;  // 31
-  if (!dwfl_thread_state_registers(thread, 19, 13, x19_sp)) return false;
-#endif
-  dwfl_thread_state_register_pc(thread, c.pc);
+  const DwarfRegisters& regs = *static_cast<UnwindTarget*>(arg)->regs;
+  for (int first = 0; first < DwarfRegisters::kCount;) {
+    if (!(regs.known >> first & 1)) {
+      ++first;
+      continue;
+    }
+    int end = first;
+    while (end < DwarfRegisters::kCount && (regs.known >> end & 1)) ++end;
+    static_assert(sizeof(Dwarf_Word) == sizeof(regs.r[0]));
+    if (!dwfl_thread_state_registers(thread, first, unsigned(end - first), reinterpret_cast<const Dwarf_Word*>(&regs.r[first])))
+      return false;
+    first = end;
+  }
+  dwfl_thread_state_register_pc(thread, regs.pc);
   return true;
 }
 
@@ -160,14 +166,30 @@ int on_frame(Dwfl_Frame* state, void* arg) {
   return t->n < t->max ? DWARF_CB_OK : DWARF_CB_ABORT;
 }
 
-// Whether the function at addr finds its frame (CFA) from the frame pointer: rbp+16 once
-// its prologue ran, in every function built with frame pointers.
-std::unordered_map<std::uintptr_t, bool> g_cfa_from_fp;  // guarded by g_mu
+#if defined(__aarch64__)
+// Where the CFI at `frame` says a register's caller value is saved: CFA + offset.
+std::optional<std::int64_t> saved_at_cfa_offset(Dwarf_Frame* frame, int regno) {
+  Dwarf_Op mem[3];
+  Dwarf_Op* ops = nullptr;
+  std::size_t nops = 0;
+  if (dwarf_frame_register(frame, regno, mem, &ops, &nops) != 0 || nops == 0 || ops[0].atom != DW_OP_call_frame_cfa)
+    return std::nullopt;
+  if (nops == 1) return 0;
+  if (nops == 2 && ops[1].atom == DW_OP_plus_uconst) return std::int64_t(ops[1].number);
+  return std::nullopt;
+}
+#endif
 
-bool cfa_from_frame_pointer_locked(std::uintptr_t addr) {
-#if defined(__x86_64__)
-  if (auto it = g_cfa_from_fp.find(addr); it != g_cfa_from_fp.end()) return it->second;
-  bool from_fp = true;  // unknown: trust the chain
+// Whether the function at addr keeps the frame-pointer chain there, so a walk through it
+// finds its caller. x86-64: it finds its frame (CFA) from the frame pointer, rbp+16 once
+// its prologue ran, in every function built with frame pointers. arm64 keeps the CFA on
+// sp even then; there the function has stored a frame record (x29 and x30 side by side,
+// which x29 points at once its prologue ran).
+std::unordered_map<std::uintptr_t, bool> g_keeps_chain;  // guarded by g_mu
+
+bool keeps_frame_pointer_chain_locked(std::uintptr_t addr) {
+  if (auto it = g_keeps_chain.find(addr); it != g_keeps_chain.end()) return it->second;
+  bool keeps = true;  // unknown: trust the chain
   if (g_dwfl || report_modules()) {
     if (Dwfl_Module* mod = dwfl_addrmodule(g_dwfl, addr)) {
       Dwarf_Addr bias = 0;
@@ -178,22 +200,23 @@ bool cfa_from_frame_pointer_locked(std::uintptr_t addr) {
         if (cfi && dwarf_cfi_addrframe(cfi, addr - bias, &frame) != 0) frame = nullptr;
       }
       if (frame) {
+#if defined(__x86_64__)
         Dwarf_Op* ops = nullptr;
         std::size_t nops = 0;
         if (dwarf_frame_cfa(frame, &ops, &nops) == 0 && nops == 1) {
-          from_fp = ops[0].atom == DW_OP_breg6 || (ops[0].atom == DW_OP_bregx && ops[0].number == 6);
+          keeps = ops[0].atom == DW_OP_breg6 || (ops[0].atom == DW_OP_bregx && ops[0].number == 6);
         }
+#elif defined(__aarch64__)
+        const auto x29 = saved_at_cfa_offset(frame, 29), x30 = saved_at_cfa_offset(frame, 30);
+        keeps = x29 && x30 && *x30 == *x29 + 8;
+#endif
         std::free(frame);
       }
     }
   }
-  if (g_cfa_from_fp.size() >= (1u << 16)) g_cfa_from_fp.clear();
-  g_cfa_from_fp.emplace(addr, from_fp);
-  return from_fp;
-#else
-  (void)addr;
-  return true;  // arm64 compilers keep the CFA on sp even with frame records: cannot tell
-#endif
+  if (g_keeps_chain.size() >= (1u << 16)) g_keeps_chain.clear();
+  g_keeps_chain.emplace(addr, keeps);
+  return keeps;
 }
 #endif
 
@@ -237,7 +260,7 @@ bool frame_pointer_walk_exact(void* const* pcs, int n) {
           std::lock_guard<std::mutex> l(g_mu);
           for (int i = 0; i < c->n && c->exact; ++i) {
             const auto addr = reinterpret_cast<std::uintptr_t>(c->pcs[i]) - (i > 0 ? 1 : 0);
-            c->exact = cfa_from_frame_pointer_locked(addr);
+            c->exact = keeps_frame_pointer_chain_locked(addr);
           }
         } catch (...) {
           c->exact = true;  // out of memory: keep the walk we have
@@ -252,10 +275,37 @@ bool frame_pointer_walk_exact(void* const* pcs, int n) {
 #endif
 }
 
-int unwind_with_cfi(const arch::Context& ctx, std::uintptr_t lo, std::uintptr_t hi, void** out, int max) {
+DwarfRegisters registers_of(const arch::Context& c) {
+  DwarfRegisters regs;
+  auto set = [&regs](int i, std::uint64_t v) {
+    regs.r[i] = v;
+    regs.known |= 1u << i;
+  };
+  // The callee-saved registers the switch kept, and sp.
+#if defined(__x86_64__)
+  set(3, c.rbx);
+  set(6, c.fp);
+  set(7, c.sp);
+  set(12, c.r12);
+  set(13, c.r13);
+  set(14, c.r14);
+  set(15, c.r15);
+#elif defined(__aarch64__)
+  set(19, c.x19);
+  set(20, c.x20);
+  for (int i = 0; i < 8; ++i) set(21 + i, c.x21_x28[i]);
+  set(29, c.fp);
+  set(30, c.pc);  // the resume address was the link register
+  set(31, c.sp);
+#endif
+  regs.pc = c.pc;
+  return regs;
+}
+
+int unwind_with_cfi(const DwarfRegisters& regs, const StackMemory& stack, void** out, int max) {
 #if GORT_HAVE_LIBDW
   if (max <= 0) return 0;
-  UnwindTarget target{&ctx, lo, hi, out, max, 0};
+  UnwindTarget target{&regs, stack, out, max, 0};
   sched::on_system_stack(
       [](void* p) noexcept {
         auto* t = static_cast<UnwindTarget*>(p);
@@ -273,9 +323,8 @@ int unwind_with_cfi(const arch::Context& ctx, std::uintptr_t lo, std::uintptr_t 
       &target);
   return target.n;
 #else
-  (void)ctx;
-  (void)lo;
-  (void)hi;
+  (void)regs;
+  (void)stack;
   (void)out;
   (void)max;
   return 0;

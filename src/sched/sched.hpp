@@ -142,6 +142,13 @@ struct M {
     std::uintptr_t leaf_ret = 0;  // where a frameless leaf returns: [sp] (x86-64), lr (arm64)
     int n = 0;
     void* pcs[64];
+    // For the CFI unwinder: the interrupted registers in DWARF numbering (x86-64 0-15,
+    // arm64 0-31), the pc, and the live stack [sp, sp + copy_len) copied into `copy`, a
+    // buffer of copy_cap bytes the sampler lends (nullptr: none).
+    std::uint64_t regs[32];
+    std::uint64_t pc = 0;
+    unsigned char* copy = nullptr;
+    std::size_t copy_cap = 0, copy_len = 0;
   } sample;
 };
 
