@@ -4,7 +4,9 @@
 # command to run and fails.
 set -euo pipefail
 build=(cmake ninja-build g++ make pkg-config libdw-dev libhttp-parser-dev)
-test=(libgtest-dev libgmock-dev googletest qemu-user g++-aarch64-linux-gnu python3 gdb valgrind curl)
+# libdw-dev:arm64 (Debian multiarch): the arm64 build's dumps unwind code built without
+# frame pointers too.
+test=(libgtest-dev libgmock-dev googletest qemu-user g++-aarch64-linux-gnu libdw-dev:arm64 python3 gdb valgrind curl)
 bench=(golang-go libboost-fiber-dev libboost-context-dev python3 wrk)
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
@@ -20,6 +22,10 @@ done
 if [ "$(id -u)" -eq 0 ]; then
   echo "deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  for p in "${missing[@]}"; do
+    arch=${p#*:}
+    [ "$arch" != "$p" ] && ! dpkg --print-foreign-architectures | grep -qx "$arch" && dpkg --add-architecture "$arch"
+  done
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
