@@ -316,12 +316,6 @@ TEST_F(Deadlock, NotReportedWhileABlockingCallIsInFlight) {
 
 // ---- SIGQUIT -----------------------------------------------------------------------------
 
-// Not in the TSan build: TSan runs an asynchronous signal's handler only once the receiving
-// thread enters an intercepted call, and run()'s thread, which writes the dump, sleeps in a
-// raw futex system call that TSan does not intercept, so the dump never comes (a known gap,
-// in docs/debugging.md). Release, ASan and arm64 run them.
-#if !defined(__SANITIZE_THREAD__)
-
 // Parks a receiver and a locker, waits until the dump shows both parked, then sends itself
 // SIGQUIT with `quit`. Main then sleeps: with a timer pending, no deadlock report can stand
 // in for the SIGQUIT dump.
@@ -353,11 +347,15 @@ TEST_F(Sigquit, FromOutsideDumpsEveryGoroutineAndExits2) {
               ::testing::ExitedWithCode(2), kQuitDump);
 }
 
+// Not in the TSan build: TSan runs an asynchronous signal's handler only once the receiving
+// thread enters a call it intercepts, and the spinner below never does, so its sample
+// never comes (docs/debugging.md). Release, ASan and arm64 run it.
+#if !defined(__SANITIZE_THREAD__)
 }  // namespace
 
 // A goroutine running on another thread when SIGQUIT comes is sampled: it is listed
 // running, with its frames (its M walks them when signalled), not "stack unavailable".
-// (Outside the anonymous namespace: without libdw, as in the arm64 build, dumps name only
+// (Outside the anonymous namespace: without libdw, dumps name only
 // exported functions.)
 [[gnu::noinline]] void spin_forever(std::atomic<bool>& spinning) {
   spinning = true;

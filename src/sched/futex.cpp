@@ -23,7 +23,27 @@ std::int64_t coarse_monotonic_ns() noexcept {
   return std::int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
+#if GORT_TSAN
+// TSan runs the handler of an asynchronous signal only when the receiving thread next
+// enters a call it intercepts, which a raw futex sleep is not: a SIGQUIT that lands on a
+// sleeping M, or on run()'s thread (which writes the dump), would wait forever. Under TSan
+// sleeps are cut into slices of this length, each followed by an intercepted call.
+constexpr std::int64_t kTsanSleepSliceNs = 20'000'000;
+#endif
+
 void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected, std::int64_t deadline_ns) noexcept {
+#if GORT_TSAN
+  const std::int64_t slice_end = monotonic_ns() + kTsanSleepSliceNs;
+  const bool sliced = deadline_ns == 0 || deadline_ns > slice_end;
+  if (sliced) deadline_ns = slice_end;
+  struct AfterSlice {
+    bool sliced;
+    ~AfterSlice() {
+      const timespec none{0, 0};
+      if (sliced) nanosleep(&none, nullptr);  // intercepted: pending signals' handlers run
+    }
+  } after_slice{sliced};
+#endif
   if (deadline_ns == 0) {
     syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
     return;

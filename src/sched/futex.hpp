@@ -23,7 +23,7 @@
 namespace gort::sched {
 
 // Blocks the thread while *word == expected (or until the deadline, ns on CLOCK_MONOTONIC,
-// 0 = none). Spurious returns are allowed.
+// 0 = none). Spurious returns are allowed (and, under TSan, come every 20 ms: futex.cpp).
 void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected, std::int64_t deadline_ns = 0) noexcept;
 void futex_wake(std::atomic<std::uint32_t>* word, int count) noexcept;
 std::int64_t monotonic_ns() noexcept;
