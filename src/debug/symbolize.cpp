@@ -13,6 +13,8 @@
 #if GORT_HAVE_LIBDW
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
+#include <fcntl.h>
+#include <libelf.h>
 #endif
 
 #include "sched/sched.hpp"
@@ -149,10 +151,25 @@ const Dwfl_Thread_Callbacks g_thread_callbacks = {
     .thread_detach = nullptr,
 };
 
+// The executable's ELF, mapped for good: the attached process takes its backend (the
+// register layout) from it. Attached without one, libdw borrows the first module's
+// backend, which dangles once a module-list re-read (an unknown pc) drops that module: a
+// later unwind then asserted in libdw (seen under TSan, whose delayed signals give samples
+// stale registers and so stray pcs).
+Elf* g_exe_elf = nullptr;  // guarded by g_mu
+
 bool attach_locked() {
   if (g_attached == 0) {
     g_attached = -1;
-    if ((g_dwfl || report_modules()) && dwfl_attach_state(g_dwfl, nullptr, getpid(), &g_thread_callbacks, nullptr))
+    elf_version(EV_CURRENT);
+    const int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      g_exe_elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
+      if (g_exe_elf) elf_cntl(g_exe_elf, ELF_C_FDDONE);  // mapped: the descriptor is not needed
+      close(fd);
+    }
+    if (g_exe_elf && (g_dwfl || report_modules()) &&
+        dwfl_attach_state(g_dwfl, g_exe_elf, getpid(), &g_thread_callbacks, nullptr))
       g_attached = 1;
   }
   return g_attached == 1;
