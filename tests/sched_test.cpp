@@ -676,7 +676,8 @@ TEST(Dumps, RunningFramesWithoutFramePointersAreShown) {
 #endif
 
 // A burst's stacks beyond the resident high-water mark ($GORT_STACK_RESIDENT, 4096 by
-// default) go back to the kernel once Ms idle, in runs of neighbouring stacks.
+// default) go back to the kernel once Ms idle and the stacks have been free for the
+// release age (1 s by default), in runs of neighbouring stacks.
 TEST_P(Sched, BurstStacksAreReleasedInRunsWhenIdle) {
   static constexpr std::uint64_t kBurst = 1500, kResident = 256;
   setenv("GORT_STACK_RESIDENT", std::to_string(kResident).c_str(), 1);
@@ -718,7 +719,8 @@ TEST_P(Sched, BurstStacksAreReleasedInRunsWhenIdle) {
 // and end around them: a stack being released is never handed to a new goroutine, whose
 // frames the release would zero.
 TEST_P(Sched, StacksBeingReleasedAreNeverReused) {
-  setenv("GORT_STACK_RESIDENT", "0", 1);  // every free pooled stack gets released
+  setenv("GORT_STACK_RESIDENT", "0", 1);  // every free pooled stack gets released,
+  setenv("GORT_STACK_RELEASE_MS", "0", 1);  // as soon as it is free
   run([] {
     std::atomic<long> corrupted{0};
     for (int round = 0; round < 40; ++round) {
@@ -737,6 +739,7 @@ TEST_P(Sched, StacksBeingReleasedAreNeverReused) {
     EXPECT_EQ(corrupted.load(), 0);
   });
   unsetenv("GORT_STACK_RESIDENT");
+  unsetenv("GORT_STACK_RELEASE_MS");
 }
 
 // An idle runtime sleeps: its threads use ~no CPU while main waits in a blocking call.

@@ -2,12 +2,14 @@
 // and stacks handed out fresh have their top page already resident (batched in one
 // process_madvise where the kernel offers it). Guard and population are batched per slab
 // and per refill, so the checks cover several slabs and refills, not just the first stack.
+// Free stacks beyond the resident mark are released only once they have been free a while.
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <system_error>
 #include <vector>
 
@@ -110,6 +112,45 @@ TEST(StackAllocator, FreshStacksComeWithTheirTopPageResident) {
   for (const Stack& s : got) reused_dirty += s.hi[-1] == 1;
   EXPECT_EQ(reused_dirty, got.size());
   give_back(a, got);
+}
+
+// Stacks beyond the high-water mark keep their pages until they have been free for the
+// release age (a wave of goroutines soon reuses them): trimming before then releases
+// nothing and says when to come back; from then on, everything beyond the mark goes.
+TEST(StackAllocator, FreeStacksAreReleasedOnlyOnceTheyComeOfAge) {
+  setenv("GORT_STACK_RESIDENT", "0", 1);  // every free stack is beyond the mark
+  StackAllocator a(64 * 1024);
+  unsetenv("GORT_STACK_RESIDENT");
+  ASSERT_EQ(a.release_age_ns(), gort::stack::kReleaseAgeNs);
+  std::vector<Stack> got = take(a, 2);
+  const std::size_t ps = gort::stack::page_size();
+  for (const Stack& s : got) s.hi[-1] = 1;  // used: its top page is resident
+  std::vector<char*> deepest(got.size());
+  for (std::size_t i = 0; i < got.size(); ++i) deepest[i] = got[i].hi - 64;
+  const std::int64_t before = gort::sched::monotonic_ns();
+  a.put_batch(got.data(), deepest.data(), got.size());
+  const std::size_t slab_rest = a.counts().pooled - got.size();  // fresh stacks, never used
+
+  const std::int64_t now = gort::sched::monotonic_ns();
+  const StackAllocator::Trimmed early = a.trim_excess(gort::stack::kTrimBatch, now);
+  EXPECT_EQ(early.released, slab_rest) << "only never-used stacks are old enough";
+  const StackAllocator::Trimmed wait = a.trim_excess(gort::stack::kTrimBatch, now);
+  EXPECT_EQ(wait.released, 0u);
+  EXPECT_GT(wait.retry_at, now);
+  EXPECT_LE(wait.retry_at, before + a.release_age_ns());
+  std::size_t still_dirty = 0;
+  for (const Stack& s : got) still_dirty += resident(s.hi - ps) && s.hi[-1] == 1;
+  EXPECT_EQ(still_dirty, got.size());
+
+  std::size_t released = 0;
+  for (StackAllocator::Trimmed t = a.trim_excess(gort::stack::kTrimBatch, wait.retry_at); t.released > 0;
+       t = a.trim_excess(gort::stack::kTrimBatch, wait.retry_at)) {
+    EXPECT_EQ(t.retry_at, 0);
+    released += t.released;
+  }
+  EXPECT_EQ(released, got.size());
+  EXPECT_EQ(a.counts().released, a.counts().pooled);
+  EXPECT_EQ(a.trim_excess(gort::stack::kTrimBatch, wait.retry_at).retry_at, 0) << "nothing left to wait for";
 }
 
 }  // namespace

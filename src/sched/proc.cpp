@@ -361,9 +361,15 @@ void stopm(Runtime* rt, M* m) {
   checkdead_locked(rt);
   rt->lock.unlock();
   // Idle time is when stacks a burst left behind give their pages back, a few at a time,
-  // until someone wakes us.
-  while (!m->park.woken() && rt->stacks.trim_excess(stack::kTrimBatch) > 0) {}
+  // until someone wakes us. Stacks freed too recently wait for their release: we sleep
+  // until the oldest comes of age (woken as usual if work comes first).
   rt->n_thread_parks.fetch_add(1, std::memory_order_relaxed);
+  while (!m->park.woken() && !rt->stopping.load(std::memory_order_acquire)) {
+    const stack::StackAllocator::Trimmed t = rt->stacks.trim_excess(stack::kTrimBatch, monotonic_ns());
+    if (t.released > 0) continue;
+    if (t.retry_at == 0) break;
+    m->park.sleep_until(t.retry_at);
+  }
   m->park.sleep();
   if (m->nextp) {
     acquirep(m, m->nextp);
@@ -782,10 +788,18 @@ bool sleep_until_timer(Runtime* rt, M* m) {
       netpoll::poll(next == 0 ? -1 : std::max<std::int64_t>(next - now, 0), ready);
     }
   } else {
-    while (!m->park.woken() && monotonic_ns() < next - 1'000'000 && rt->stacks.trim_excess(stack::kTrimBatch) > 0) {}
-    if (next != 0 && next > monotonic_ns() && !rt->stopping.load(std::memory_order_acquire)) {
+    // Trim meanwhile (as stopm does), and wake early when free stacks come of age for
+    // release before the timer is due.
+    std::int64_t wake = next;
+    for (std::int64_t now = monotonic_ns(); !m->park.woken() && now < next - 1'000'000; now = monotonic_ns()) {
+      const stack::StackAllocator::Trimmed t = rt->stacks.trim_excess(stack::kTrimBatch, now);
+      if (t.released > 0) continue;
+      if (t.retry_at != 0) wake = std::min(wake, t.retry_at);
+      break;
+    }
+    if (next != 0 && wake > monotonic_ns() && !rt->stopping.load(std::memory_order_acquire)) {
       rt->n_thread_parks.fetch_add(1, std::memory_order_relaxed);
-      m->park.sleep_until(next);
+      m->park.sleep_until(wake);
     }
   }
   {

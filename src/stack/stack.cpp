@@ -104,7 +104,8 @@ StackAllocator::StackAllocator(std::size_t default_size)
       slot_(size_ + guard_),
       best_(probe_kernel_guard()),
       mprotect_budget_(mprotect_budget()),
-      resident_max_(kPoolResidentMax) {
+      resident_max_(kPoolResidentMax),
+      release_age_ns_(kReleaseAgeNs) {
   // GORT_STACK_GUARD=mprotect|canary forces a weaker guard (to test those paths).
   if (const char* forced = std::getenv("GORT_STACK_GUARD")) {
     if (std::strcmp(forced, "mprotect") == 0) best_ = Guard::mprotect;
@@ -115,6 +116,8 @@ StackAllocator::StackAllocator(std::size_t default_size)
   }
   // GORT_STACK_RESIDENT=N keeps N free stacks resident instead (tests use a small N).
   if (const char* n = std::getenv("GORT_STACK_RESIDENT")) resident_max_ = std::strtoul(n, nullptr, 10);
+  // GORT_STACK_RELEASE_MS=N releases stacks free for N ms instead (tests use 0).
+  if (const char* ms = std::getenv("GORT_STACK_RELEASE_MS")) release_age_ns_ = std::int64_t(std::strtoll(ms, nullptr, 10)) * 1'000'000;
 }
 
 StackAllocator::~StackAllocator() {
@@ -163,6 +166,7 @@ void StackAllocator::new_slab() {
     valgrind_ids_.push_back(s.valgrind_id);
     pool_.push_back(s);
     pool_deepest_.push_back(nullptr);
+    pool_freed_at_.push_back(pool_freed_at_.empty() ? 0 : pool_freed_at_.back());
   }
 }
 
@@ -180,6 +184,7 @@ void StackAllocator::get_batch(Stack* out, std::size_t n) {
       if (!pool_deepest_.back() && n_cold < std::size(cold)) cold[n_cold++] = iovec{out[i].hi - page_size(), page_size()};
       pool_.pop_back();
       pool_deepest_.pop_back();
+      pool_freed_at_.pop_back();
     }
     trimmed_ = std::min(trimmed_, pool_.size());
   }
@@ -201,12 +206,15 @@ char* StackAllocator::touched_from(const Stack& s, char* deepest) noexcept {
 }
 
 void StackAllocator::put_batch(Stack* stacks, char* const* deepest, std::size_t n) {
+  const std::int64_t now = sched::coarse_monotonic_ns();
   sched::RuntimeLockGuard g(lock_);
   pool_.insert(pool_.end(), stacks, stacks + n);
   pool_deepest_.insert(pool_deepest_.end(), deepest, deepest + n);
+  // Ascending even if another thread read its clock first and locked after us.
+  pool_freed_at_.insert(pool_freed_at_.end(), n, pool_freed_at_.empty() ? now : std::max(now, pool_freed_at_.back()));
 }
 
-std::size_t StackAllocator::trim_excess(std::size_t max) noexcept {
+StackAllocator::Trimmed StackAllocator::trim_excess(std::size_t max, std::int64_t now) noexcept {
   // Which stacks fall below the high-water mark is decided under the lock; the system
   // calls that release them run outside it.
   struct Range {
@@ -218,11 +226,15 @@ std::size_t StackAllocator::trim_excess(std::size_t max) noexcept {
   {
     sched::RuntimeLockGuard g(lock_);
     while (pool_.size() - trimmed_ > resident_max_ && n < max && n < kTrimBatch) {
+      if (now - pool_freed_at_[trimmed_] < release_age_ns_) {
+        if (n == 0) return Trimmed{0, pool_freed_at_[trimmed_] + release_age_ns_};
+        break;
+      }
       batch[n++] = Range{touched_from(pool_[trimmed_], pool_deepest_[trimmed_]), pool_[trimmed_]};
       pool_deepest_[trimmed_] = nullptr;
       ++trimmed_;
     }
-    if (n == 0) return 0;
+    if (n == 0) return Trimmed{0, 0};
     ++trimmers_;
     trim_hi_ = std::max(trim_hi_, trimmed_);  // get_batch leaves the batch alone until we finish
   }
@@ -246,7 +258,7 @@ std::size_t StackAllocator::trim_excess(std::size_t max) noexcept {
   }
   sched::RuntimeLockGuard g(lock_);
   if (--trimmers_ == 0) trim_hi_ = 0;
-  return n;
+  return Trimmed{n, 0};
 }
 
 StackAllocator::Counts StackAllocator::counts() noexcept {

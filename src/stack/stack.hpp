@@ -14,8 +14,10 @@
 //   cost ~10 µs on virtual machines, so resident stacks are worth keeping): the global pool
 //   keeps its resident_max() most recently used stacks resident (kPoolResidentMax, or
 //   $GORT_STACK_RESIDENT); idle Ms release the pages of
-//   older ones (madvise(MADV_DONTNEED) over the part that was used: the reservation stays).
-//   pool_[0, trimmed_) are released, pool_[trimmed_, size) resident; LIFO from the back.
+//   older ones (madvise(MADV_DONTNEED) over the part that was used: the reservation stays),
+//   once they have been free for release_age_ns() (kReleaseAgeNs, or $GORT_STACK_RELEASE_MS).
+//   pool_[0, trimmed_) are released, pool_[trimmed_, size) resident; LIFO from the back, so
+//   the times stacks were freed ascend from the bottom and the oldest is released first.
 //   A stack being released (madvise runs outside the lock) is never handed out meanwhile.
 // - System calls are batched where the kernel allows (process_madvise on the process
 //   itself, Linux 6.15+): a new slab's guards are one call, and each refill of a P's cache
@@ -69,10 +71,16 @@ class StackAllocator {
   // Takes back default-size stacks; `deepest[i]` is the lowest stack pointer seen in use.
   void put_batch(Stack* stacks, char* const* deepest, std::size_t n);
   // Releases the pages of up to min(max, kTrimBatch) pooled stacks beyond the resident
-  // high-water mark, oldest first, one madvise per run of neighbours; returns how many.
-  // Idle Ms call it before sleeping (Go's scavenger runs in the background too), so a
-  // burst of goroutines ending pays no system calls.
-  std::size_t trim_excess(std::size_t max) noexcept;
+  // high-water mark that have been free for release_age() or longer (at `now`), oldest
+  // first, one madvise per run of neighbours. Idle Ms call it before sleeping (Go's
+  // scavenger runs in the background too), so a burst of goroutines ending pays no system
+  // calls, and stacks that the next burst takes back never pay a release and a refault.
+  struct Trimmed {
+    std::size_t released;   // stacks released by this call
+    std::int64_t retry_at;  // when the oldest excess stack comes of age; 0 when none waits
+  };
+  Trimmed trim_excess(std::size_t max, std::int64_t now) noexcept;
+  std::int64_t release_age_ns() const noexcept { return release_age_ns_; }
 
   struct Counts {
     std::size_t pooled;         // default-size stacks in the global pool
@@ -109,12 +117,14 @@ class StackAllocator {
   Guard best_;  // kernel_guard if the kernel supports it, else mprotect
   std::atomic<std::int64_t> mprotect_budget_;
   std::size_t resident_max_;  // free stacks kept resident in the pool
+  std::int64_t release_age_ns_;  // how long a free stack stays resident, even beyond the mark
 
   static char* touched_from(const Stack& s, char* deepest) noexcept;
 
   sched::RuntimeLock lock_;
   std::vector<Stack> pool_;            // guarded by lock_; LIFO
   std::vector<char*> pool_deepest_;    // guarded by lock_; parallel to pool_
+  std::vector<std::int64_t> pool_freed_at_;  // guarded by lock_; parallel to pool_, ascending
   std::size_t trimmed_ = 0;            // guarded by lock_
   // While trim_excess calls run (trimmers_ > 0), pool_[0, trim_hi_) may be under madvise
   // outside the lock and must not be handed out. Both guarded by lock_.
@@ -129,7 +139,14 @@ class StackAllocator {
 
 inline constexpr std::size_t kSlabStacks = 64;
 inline constexpr std::size_t kPoolResidentMax = 4096;
-inline constexpr std::size_t kTrimBatch = 256;    // stacks released per trim_excess call
+// Stacks released per trim_excess call: between calls an idle M sees whether it was woken,
+// so this bounds how long new work waits for it (a run of unrelated stacks costs a madvise,
+// ~5 µs with its TLB shootdown, each).
+inline constexpr std::size_t kTrimBatch = 64;
+// How long a free stack stays resident beyond the high-water mark ($GORT_STACK_RELEASE_MS):
+// a program that spawns in waves reuses its stacks without a release and a refault each
+// wave (Go keeps dead goroutines' stacks until a GC, and scavenges after that).
+inline constexpr std::int64_t kReleaseAgeNs = 1'000'000'000;
 inline constexpr std::size_t kTrimMargin = 16 * 1024;  // released below the deepest sp seen, as a guess of what was touched
 
 // A P's private LIFO cache of default-size stacks: only its owner touches it.
