@@ -1149,8 +1149,9 @@ TEST_P(ChanStress, MixedSelectSendRecvClose) {
   });
 }
 
-// A channel's lock unlocks with a plain store until a thread first sleeps on it, which
-// switches it to fenced unlocks behind a membarrier (sched/futex.hpp, DekkerLock). Plain
+// A channel's lock unlocks with a plain store until a thread sleeps on it, which switches
+// it to fenced unlocks behind a membarrier, and back after a quiet stretch (sched/futex.hpp,
+// DekkerLock; tests/futex_test.cpp drives those cycles directly). Plain
 // threads outnumber the CPUs and hammer a fresh channel each round with non-blocking
 // operations, so lock holders are preempted and waiters sleep, many times across that
 // switch; a lost wakeup would leave a thread asleep for good (the test would hang, and

@@ -112,24 +112,25 @@ bool heavy_barrier() noexcept {
   return syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
 }
 
-void DekkerLock::lock_slow() noexcept {
-  if (spin_for(locked_)) return;
-  sleepers_.fetch_add(1, std::memory_order_seq_cst);
-  // Store unlocks that saw fenced_ == 0 skip the fence: the barrier orders those (their
-  // store is visible after it, or their load of sleepers_ comes after it and sees us).
-  // Once it has returned (fenced_ == 2), every unlock exchanges and finds our 2, and
-  // sleepers need no barrier of their own. If the barrier failed (never seen once
-  // registered), sleep in slices rather than trust it.
+bool DekkerLock::lock_slow() noexcept {
+  if (spin_for(locked_)) return false;
+  const std::uint32_t before = sleep_.fetch_add(1, std::memory_order_seq_cst);
+  // Store unlocks that saw no fence state skip the fence: the barrier orders those (their
+  // store is visible after it, or their load of sleep_ comes after it and sees us). Once
+  // it has returned (kFenced), every unlock exchanges and finds our 2, and sleepers need
+  // no barrier of their own: unfence() waits until none is registered. If the barrier
+  // failed, sleep in slices rather than trust it.
   bool handshake = true;
-  if (fenced_.load(std::memory_order_seq_cst) != 2) {
-    fenced_.store(1, std::memory_order_seq_cst);
+  if (!(before & kFenced)) {
+    sleep_.fetch_or(kFencing, std::memory_order_seq_cst);
     handshake = heavy_barrier();
-    if (handshake) fenced_.store(2, std::memory_order_seq_cst);
+    if (handshake) sleep_.fetch_or(kFenced, std::memory_order_seq_cst);
   }
   while (locked_.exchange(2, std::memory_order_seq_cst) != 0) {
     futex_wait(&locked_, 2, handshake ? 0 : monotonic_ns() + 1'000'000);
   }
-  sleepers_.fetch_sub(1, std::memory_order_relaxed);
+  sleep_.fetch_sub(1, std::memory_order_relaxed);
+  return true;
 }
 
 void RuntimeLock::lock_slow() noexcept {

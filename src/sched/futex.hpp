@@ -74,26 +74,32 @@ bool heavy_barrier() noexcept;
 
 // Drepper's three-state lock (a thread about to sleep marks the word 2, and an unlock
 // that finds 2 wakes one) with a second unlock that is a store and a load instead of an
-// exchange. A store can overwrite a 2, so sleepers also count themselves in sleepers_, and
+// exchange. A store can overwrite a 2, so sleepers also count themselves in sleep_, and
 // after that every such unlock must either have made its store visible (the sleeper,
 // checking again, finds the lock free) or see the count and wake it. With a fence on both
-// sides that is Dekker's handshake; here the unlock side goes without one until the lock's
-// first sleeper, which switches the lock to exchange unlocks for good (fenced_) and then
-// issues heavy_barrier(), so that store unlocks already past their check of fenced_ are
-// ordered too. A lock nobody ever sleeps on (a channel used by one P, or by goroutines
-// taking turns) never pays a fence; a contended one pays what RuntimeLock pays, plus one
-// membarrier. Paying it per sleep cost more: on the virtual machines we measure, a
-// membarrier interrupts the process's other CPUs at a price (chan_mpmc at maxprocs 2 went
-// from 87 to 310 ns an item). Without membarrier, every unlock exchanges.
-// The store unlock reads sleepers_ after releasing, so its caller must keep the lock's
+// sides that is Dekker's handshake; here the unlock side goes without one until a
+// sleeper comes, which switches the lock to exchange unlocks (fenced) and then issues
+// heavy_barrier(), so that store unlocks already past their check of the fence state are
+// ordered too. A lock nobody sleeps on (a channel used by one P, or by goroutines taking
+// turns) never pays a fence; a contended one pays what RuntimeLock pays, plus a
+// membarrier per contended period. Paying it per sleep cost more: on the virtual machines
+// we measure, a membarrier interrupts the process's other CPUs at a price (chan_mpmc at
+// maxprocs 2 went from 87 to 310 ns an item). So the lock stays fenced until
+// kUnfenceAfter exchange unlocks in a row found no sleeper, and only then, with no
+// sleeper registered, goes back to store unlocks: one sleep early on (a holder's thread
+// preempted) no longer costs every later unlock a locked exchange (~6 ns on our VMs;
+// chan_buffered at maxprocs 2 went from 42 to 29 ns an item). Without membarrier, every
+// unlock exchanges.
+// The store unlock reads sleep_ after releasing, so its caller must keep the lock's
 // memory alive through the call (channel operations hold a reference to their channel);
 // unlock_detached() is for callers that do not.
 class DekkerLock {
  public:
   void lock() noexcept {
     std::uint32_t c = 0;
-    if (!locked_.compare_exchange_strong(c, 1, std::memory_order_acquire, std::memory_order_relaxed)) lock_slow();
+    const bool slept = !locked_.compare_exchange_strong(c, 1, std::memory_order_acquire, std::memory_order_relaxed) && lock_slow();
     san::acquire(this);
+    if (slept) fenced_unlocks_ = 0;
   }
   bool try_lock() noexcept {
     std::uint32_t c = 0;
@@ -102,11 +108,14 @@ class DekkerLock {
     return ok;
   }
   void unlock() noexcept {
+    const bool store_unlock =
+        sleep_.load(std::memory_order_relaxed) < kFencing && g_heavy_barrier.load(std::memory_order_relaxed) == 1;
+    if (!store_unlock && ++fenced_unlocks_ >= kUnfenceAfter) unfence();
     san::release(this);
-    if (fenced_.load(std::memory_order_relaxed) == 0 && g_heavy_barrier.load(std::memory_order_relaxed) == 1) {
+    if (store_unlock) {
       locked_.store(0, std::memory_order_release);
       std::atomic_signal_fence(std::memory_order_seq_cst);  // the compiler keeps the order; a sleeper fences the CPU
-      if (sleepers_.load(std::memory_order_relaxed) != 0) futex_wake(&locked_, 1);
+      if ((sleep_.load(std::memory_order_relaxed) & kSleepersMask) != 0) futex_wake(&locked_, 1);
     } else {
       release_and_wake();
     }
@@ -120,14 +129,31 @@ class DekkerLock {
     release_and_wake();
   }
 
+  // Whether unlocks exchange (a sleeper came and the quiet stretch since is short).
+  bool fenced() const noexcept { return sleep_.load(std::memory_order_relaxed) >= kFencing; }
+
+  static constexpr std::uint32_t kUnfenceAfter = 1u << 10;
+
  private:
+  static constexpr std::uint32_t kSleepersMask = 0xffff;  // sleep_: sleepers in the low bits,
+  static constexpr std::uint32_t kFencing = 1u << 16;     // a sleeper switching the lock to fenced,
+  static constexpr std::uint32_t kFenced = 1u << 17;      // and the switch made (its barrier done)
   void release_and_wake() noexcept {
     if (locked_.exchange(0, std::memory_order_seq_cst) == 2) futex_wake(&locked_, 1);
   }
-  void lock_slow() noexcept;
-  std::atomic<std::uint32_t> locked_{0};    // 0 free, 1 held, 2 held and a thread may sleep on it
-  std::atomic<std::uint16_t> sleepers_{0};  // threads past spinning, about to sleep or asleep
-  std::atomic<std::uint16_t> fenced_{0};    // 0 store unlocks, 1 switching to fenced, 2 fenced
+  // Held, fenced, and long without sleepers: back to store unlocks, unless a sleeper has
+  // registered meanwhile (one that registers after this sees the lock unfenced and fences
+  // it again itself).
+  void unfence() noexcept {
+    fenced_unlocks_ = 0;
+    std::uint32_t fenced = kFencing | kFenced;
+    sleep_.compare_exchange_strong(fenced, 0, std::memory_order_seq_cst, std::memory_order_relaxed);
+  }
+  bool lock_slow() noexcept;  // true when it slept (registered as a sleeper)
+  std::atomic<std::uint32_t> locked_{0};  // 0 free, 1 held, 2 held and a thread may sleep on it
+  // Threads past spinning, about to sleep or asleep (kSleepersMask), and the fence state.
+  std::atomic<std::uint32_t> sleep_{0};
+  std::uint32_t fenced_unlocks_ = 0;  // exchange unlocks since the last sleeper; the holder's
 };
 
 class RuntimeLockGuard {
