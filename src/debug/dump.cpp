@@ -119,12 +119,11 @@ namespace {
 // under us (ASan would report reads of redzones that a new frame poisoned). The walk only
 // trusts what the bounds checks allow, so it is exempt from ASan.
 __attribute__((no_sanitize_address)) int frame_pointer_walk(const G* g, void** out, int max) {
-  const auto lo = reinterpret_cast<std::uintptr_t>(g->stack.lo);
-  const auto hi = reinterpret_cast<std::uintptr_t>(g->stack.hi);
+  const StackMemory stack{reinterpret_cast<std::uintptr_t>(g->stack.lo), reinterpret_cast<std::uintptr_t>(g->stack.hi)};
   int n = 0;
   out[n++] = reinterpret_cast<void*>(g->ctx.pc);
   std::uintptr_t fp = g->ctx.fp;
-  while (n < max && fp >= lo && fp + 16 <= hi && fp % sizeof(void*) == 0) {
+  while (n < max && stack.holds(fp, 16) && fp % sizeof(void*) == 0) {
     auto* frame = reinterpret_cast<std::uintptr_t*>(fp);
     std::uintptr_t ret = frame[1];
     std::uintptr_t next = frame[0];

@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <ucontext.h>
@@ -105,11 +106,12 @@ __attribute__((no_sanitize_address, no_sanitize_thread)) std::size_t copy_stack(
 // frame above the last. Exempt from ASan: frames carry redzones it would report.
 __attribute__((no_sanitize_address)) int walk(const Registers& r, std::uintptr_t lo, std::uintptr_t hi, void** out,
                                               int max) noexcept {
-  if (r.sp < lo || r.sp >= hi || r.pc == 0) return 0;  // on another stack (g0's, a signal's)
+  const StackMemory stack{lo, hi};
+  if (!stack.holds(r.sp, sizeof(void*)) || r.pc == 0) return 0;  // on another stack (g0's, a signal's)
   int n = 0;
   out[n++] = reinterpret_cast<void*>(r.pc);
   std::uintptr_t fp = r.fp;
-  while (n < max && fp >= r.sp && fp >= lo && fp + 16 <= hi && fp % sizeof(void*) == 0) {
+  while (n < max && fp >= r.sp && stack.holds(fp, 16) && fp % sizeof(void*) == 0) {
     const auto* frame = reinterpret_cast<const std::uintptr_t*>(fp);
     const std::uintptr_t ret = frame[1], next = frame[0];
     if (ret == 0) break;
@@ -126,9 +128,14 @@ __attribute__((no_sanitize_address)) std::uintptr_t top_of_stack(std::uintptr_t 
 
 // Whether the instruction before `ret` is a call (so `ret` is a return address): x86-64's
 // call rel32 (E8), call *reg (FF /2, with or without REX), call *[rip+rel32] (FF 15);
-// arm64's BL and BLR.
+// arm64's BL and BLR. The bytes are read with process_vm_readv: `ret` is only a word from
+// the top of the stack, and dladdr also matches the unmapped gaps between a module's
+// segments, so a plain load could fault.
 bool follows_call(std::uintptr_t ret) noexcept {
-  const auto* b = reinterpret_cast<const std::uint8_t*>(ret);
+  std::uint8_t code[8];
+  const iovec local{code, sizeof code}, remote{reinterpret_cast<void*>(ret - sizeof code), sizeof code};
+  if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != ssize_t(sizeof code)) return false;
+  const std::uint8_t* b = code + sizeof code;
 #if defined(__x86_64__)
   auto modrm_is_call = [](std::uint8_t m) { return (m >> 3 & 7) == 2; };
   return b[-5] == 0xE8 || (b[-2] == 0xFF && modrm_is_call(b[-1]) && b[-1] >= 0xD0) ||
@@ -197,7 +204,7 @@ void on_sample_signal(int sig, siginfo_t* info, void* uctx) {
     const Registers r = interrupted(uctx);
     const auto lo = reinterpret_cast<std::uintptr_t>(g->stack.lo), hi = reinterpret_cast<std::uintptr_t>(g->stack.hi);
     n = walk(r, lo, hi, m->sample.pcs, int(std::size(m->sample.pcs)));
-    m->sample.leaf_ret = r.lr != 0 ? r.lr : n > 0 && r.sp + sizeof(void*) <= hi ? top_of_stack(r.sp) : 0;
+    m->sample.leaf_ret = r.lr != 0 ? r.lr : n > 0 ? top_of_stack(r.sp) : 0;  // walk checked sp
     m->sample.copy_len = 0;
     if (n > 0 && m->sample.copy && kTakenRegisters != 0) {
       take_registers(uctx, m->sample.regs, m->sample.pc);

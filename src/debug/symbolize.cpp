@@ -113,8 +113,7 @@ bool get_thread(Dwfl*, pid_t tid, void*, void** thread_argp) {
 // stay inside it (and are exempt from ASan, which would report a new frame's redzones).
 __attribute__((no_sanitize_address)) bool memory_read(Dwfl*, Dwarf_Addr addr, Dwarf_Word* result, void*) {
   const UnwindTarget* t = g_target;
-  if (!t || addr % sizeof(Dwarf_Word) != 0 || addr < t->stack.lo || addr + sizeof(Dwarf_Word) > t->stack.hi)
-    return false;
+  if (!t || addr % sizeof(Dwarf_Word) != 0 || !t->stack.holds(addr, sizeof(Dwarf_Word))) return false;
   if (t->stack.copy) {
     std::memcpy(result, t->stack.copy + (addr - t->stack.lo), sizeof(Dwarf_Word));
   } else {

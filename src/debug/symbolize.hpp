@@ -53,6 +53,13 @@ DwarfRegisters registers_of(const arch::Context& ctx);
 struct StackMemory {
   std::uintptr_t lo = 0, hi = 0;
   const unsigned char* copy = nullptr;
+
+  // Whether [addr, addr + size) lies inside [lo, hi). Written so that no sum wraps: a
+  // stray frame pointer of -16 read from a stack that changed under the walk must fail,
+  // where `addr + size <= hi` would let it through to a non-canonical load.
+  constexpr bool holds(std::uintptr_t addr, std::size_t size) const noexcept {
+    return addr >= lo && addr <= hi && hi - addr >= size;
+  }
 };
 
 // The frames from `regs`, unwound with the CFI tables: out[0] is regs.pc, the rest return

@@ -71,7 +71,7 @@ class StackAllocator {
   // Takes back default-size stacks; `deepest[i]` is the lowest stack pointer seen in use.
   void put_batch(Stack* stacks, char* const* deepest, std::size_t n);
   // Releases the pages of up to min(max, kTrimBatch) pooled stacks beyond the resident
-  // high-water mark that have been free for release_age() or longer (at `now`), oldest
+  // high-water mark that have been free for release_age_ns() or longer (at `now`), oldest
   // first, one madvise per run of neighbours. Idle Ms call it before sleeping (Go's
   // scavenger runs in the background too), so a burst of goroutines ending pays no system
   // calls, and stacks that the next burst takes back never pay a release and a refault.
