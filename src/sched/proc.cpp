@@ -1036,6 +1036,7 @@ void sysmon_loop(Runtime* rt) {
     rt->sysmon_wake.sleep_until(monotonic_ns() + delay);
     if (rt->sysmon_stop.load(std::memory_order_acquire)) break;
     const std::int64_t now = monotonic_ns();
+    rt->sysmon_now_ns.store(now, std::memory_order_relaxed);
     bool acted = false;
     // Nobody has polled fds for 10 ms (every M busy): poll, and queue what is ready.
     const std::int64_t last = netpoll::last_poll_ns();
@@ -1324,7 +1325,7 @@ void park(WaitReason reason, bool (*commit)(G*, void*), void* arg) {
   M* m = this_m();
   G* g = m->curg;
   g->wait_reason = reason;
-  g->wait_since_ns = coarse_monotonic_ns();  // dumps print whole minutes; a precise clock read costs more than a switch
+  g->wait_since_ns = g_rt.load(std::memory_order_relaxed)->sysmon_now_ns.load(std::memory_order_relaxed);
   if (m->p) owner_bump(m->p->n_parks);
   reschedule(m, g, AfterSwitch::park, commit, arg);
   g->wait_reason = WaitReason::none;
@@ -1550,6 +1551,7 @@ int run_main(void (*body)(void*), void* arg, std::size_t cfg_stack_size, int cfg
   init_heavy_barrier();  // before goroutines run: unlocks of DekkerLocks skip their fence from the start
   auto* rt = new Runtime(stack_size);
   rt->start_ns = monotonic_ns();
+  rt->sysmon_now_ns.store(rt->start_ns, std::memory_order_relaxed);
   rt->ncpu = gort::num_cpu();
   debug_impl::on_run_start(rt);  // GORT_TRACE, GORT_DEBUG=schedtrace: before threads are counted
   // ThreadSanitizer starts a helper thread at the first pthread_create: start it now, so
@@ -1643,7 +1645,7 @@ void enter_blocking() {
   G* g = m->curg;
   g->status.store(GStatus::syscall, std::memory_order_relaxed);
   g->wait_reason = WaitReason::syscall;
-  g->wait_since_ns = coarse_monotonic_ns();
+  g->wait_since_ns = rt->sysmon_now_ns.load(std::memory_order_relaxed);
   if (trace::enabled()) trace::syscall_enter(g);
   // Keep the P in syscall state (Go's entersyscall): a short call takes it back with one
   // CAS; sysmon hands it to another M if the call outlasts a tick while work waits.
