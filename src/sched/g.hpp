@@ -69,7 +69,7 @@ struct alignas(64) G {
   std::atomic<bool> preempt{false};    // set by sysmon: yield at the next runtime call
   std::int32_t lock_count = 0;         // lock_os_thread nesting
   std::int64_t id = 0;
-  std::int64_t wait_since_ns = 0;     // Runtime::sysmon_now_ns when it parked (to ~10 ms)
+  std::int64_t wait_since_ns = 0;      // Runtime::sysmon_now_ns when it parked (to ~10 ms)
   std::int64_t parent_id = 0;
   void* created_pc = nullptr;          // the go() call site
   std::size_t odd_stack_size = 0;      // Spawn::stack_size when not the default

@@ -258,7 +258,7 @@ struct Runtime {
   // stores monotonic_ns() at every tick, so it lags by a tick (10 ms at most) plus the
   // sysmon thread's scheduling delay. A park reads it with one load; reading even the
   // coarse system clock cost 3.5% of a channel ping-pong. Its own line: sysmon writes it
-  // every 20 µs while busy, and the fields above are read in every schedule.
+  // every 20 µs while busy, and those writes must not evict fields the Ms use.
   alignas(64) std::atomic<std::int64_t> sysmon_now_ns{0};
 };
 
