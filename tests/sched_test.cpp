@@ -201,8 +201,7 @@ TEST(SchedOneProc, YieldAlternatesBetweenTwoGoroutines) {
     // steals, so a steal marks a round as disturbed too. Repeat until a round runs
     // undisturbed, on one thread, and check that one.
     for (int round = 0; round < 50; ++round) {
-      const std::uint64_t preempted_before = gort::debug::stats().preemptions;
-      const std::uint64_t steals_before = gort::debug::stats().steals;
+      const gort::debug::Stats before = gort::debug::stats();
       // Atomics: yield orders the goroutines here but, as in Go, synchronizes nothing.
       std::atomic<int> order[10];
       std::atomic<pthread_t> thread[10];
@@ -223,7 +222,7 @@ TEST(SchedOneProc, YieldAlternatesBetweenTwoGoroutines) {
       bool one_thread = true;
       for (int i = 1; i < 10; ++i) one_thread = one_thread && pthread_equal(thread[i].load(), thread[0].load());
       const gort::debug::Stats after = gort::debug::stats();
-      if (!one_thread || after.preemptions != preempted_before || after.steals != steals_before) continue;
+      if (!one_thread || after.preemptions != before.preemptions || after.steals != before.steals) continue;
       for (int i = 1; i < 10; ++i) EXPECT_NE(order[i].load(), order[i - 1].load()) << "at " << i;
       return;
     }
