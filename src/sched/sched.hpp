@@ -123,6 +123,7 @@ struct M {
   // > 0 while the M runs runtime code that must not be rescheduled (Go's m.locks): timer
   // functions run with locks held (a TimerCore's ops_lock around after_func's spawn).
   int no_preempt = 0;
+  bool firing_timers = false;   // in run_due: what timers ready displaces runnext to a soon slot
   bool on_system_stack = false;  // a goroutine runs on_system_stack's fn on g0's stack
   Pending pending;
   Note park;                    // stopm sleeps here
