@@ -233,10 +233,15 @@ TEST(SchedOneProc, YieldAlternatesBetweenTwoGoroutines) {
 // At most maxprocs goroutines run at once: goroutines that never yield hold their P. Two
 // events let one more run, each: sysmon preempting a goroutine whose thread a loaded host
 // descheduled for 10 ms (it stays counted in `running` while another runs), and sysmon
-// lending a stand-in P to a P stuck behind one. Both count in stats().preemptions, so each
-// round may exceed maxprocs by at most its own count of them; rounds repeat until one runs
-// undisturbed (under TSan with the suite running beside, most rounds are disturbed).
+// lending a stand-in P to a P stuck behind one. Both count in stats().preemptions. A
+// stand-in lives until the stuck P schedules again, which can be in the next round: when
+// main was the goroutine stuck while spawning, it may finish the round without ever
+// parking (every worker already done, on the stand-in), and the stand-in takes a worker of
+// the next round before it sees main's P move. So each round may exceed maxprocs by at most
+// its own count and the round before's; rounds repeat until one runs undisturbed (under
+// TSan with the suite running beside, most rounds are disturbed).
 void expect_parallelism_bounded(int procs) {
+  std::int64_t disturbed_before = 0;
   for (int round = 0; round < 20; ++round) {
     const std::uint64_t preempted_before = gort::debug::stats().preemptions;
     std::atomic<int> running{0}, peak{0};
@@ -253,8 +258,10 @@ void expect_parallelism_bounded(int procs) {
     wg.wait();
     const auto disturbed = std::int64_t(gort::debug::stats().preemptions - preempted_before);
     EXPECT_GE(peak.load(), 1);
-    EXPECT_LE(peak.load(), procs + disturbed) << "round " << round << ", " << disturbed << " preemptions";
+    EXPECT_LE(peak.load(), procs + disturbed + disturbed_before)
+        << "round " << round << ", " << disturbed << " preemptions (" << disturbed_before << " in the round before)";
     if (disturbed == 0) return;
+    disturbed_before = disturbed;
   }
 }
 
