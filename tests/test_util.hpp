@@ -33,6 +33,11 @@ inline constexpr int kTimeScale = 10;
 #else
 inline constexpr int kTimeScale = 1;
 #endif
+#if defined(GORT_TEST_EMULATED)
+inline constexpr bool kEmulated = true;
+#else
+inline constexpr bool kEmulated = false;
+#endif
 // Each goroutine's first run creates a TSan fiber (a whole ThreadState: milliseconds on
 // these VMs), so tests that spawn by the hundred thousand run at 1/100 under TSan.
 #if defined(__SANITIZE_THREAD__)
