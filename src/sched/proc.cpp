@@ -1731,7 +1731,7 @@ void yield() {
   G* g = m->curg;
   Runtime* rt = g_rt.load(std::memory_order_relaxed);
   if (m->p) check_timers(m, m->p);
-  if (m->p && m->p->runq.empty() && rt->runq_size.load(std::memory_order_relaxed) == 0 && !m->lockedg &&
+  if (m->p && m->p->runq.owner_empty() && rt->runq_size.load(std::memory_order_relaxed) == 0 && !m->lockedg &&
       !p_is_retired(rt, m->p))
     return;  // nothing else to run here
   reschedule(m, g, AfterSwitch::requeue);

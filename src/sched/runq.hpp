@@ -6,8 +6,8 @@
 // queued there (in a spawn loop, up to 256 goroutines that have not started yet).
 //
 // Who may call what (the ownership is encoded in the two views below):
-//   Owner (the M holding the P):  push, pop, put_next, put_next_soon, and everything a
-//                                 thief may do.
+//   Owner (the M holding the P):  push, pop, put_next, put_next_soon, owner_empty, and
+//                                 everything a thief may do.
 //   Thief (any M):                steal_into (grab half of the ring; when it is empty,
 //                                 one soon slot, then runnext last).
 // Synchronization:
@@ -115,6 +115,14 @@ class RunQueue {
     return (t - h) + soon_count() + (runnext_.load(std::memory_order_relaxed) ? 1 : 0);
   }
   bool empty() const noexcept { return approx_size() == 0; }
+  // Owner: nothing queued, without scanning the soon slots (yield asks at every call). A
+  // slot a thief emptied still counts until pop skips it, so this may say "not empty"
+  // for nothing; never the reverse.
+  bool owner_empty() const noexcept {
+    return runnext_.load(std::memory_order_relaxed) == nullptr &&
+           soon_head_.load(std::memory_order_relaxed) == soon_tail_.load(std::memory_order_relaxed) &&
+           head_.load(std::memory_order_acquire) == tail_.load(std::memory_order_relaxed);
+  }
 
   // Owner: moves everything out (P being destroyed or shrunk away).
   void drain(GQueue& out) noexcept {
