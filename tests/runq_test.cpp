@@ -36,8 +36,11 @@ TEST(RunQueue, WhatATimerDisplacesRunsBeforeTheRing) {
   EXPECT_FALSE(q.only_runnext());
   EXPECT_EQ(q.pop(), gs[3].get());
   EXPECT_EQ(q.pop(), gs[1].get());
+  EXPECT_FALSE(q.owner_empty());  // 2 in a soon slot, 0 in the ring
   EXPECT_EQ(q.pop(), gs[2].get());
+  EXPECT_FALSE(q.owner_empty());  // 0 in the ring
   EXPECT_EQ(q.pop(), gs[0].get());
+  EXPECT_TRUE(q.owner_empty());
   EXPECT_EQ(q.pop(), nullptr);
   EXPECT_TRUE(overflow.empty());
 }
@@ -83,8 +86,10 @@ TEST(RunQueue, ThievesTakeSoonSlotsOnceTheRingIsEmpty) {
   EXPECT_TRUE(victim.only_runnext());
   EXPECT_EQ(thief.steal_from(victim, false), nullptr);       // runnext only when asked
   EXPECT_EQ(thief.steal_from(victim, true), gs[1].get());
-  EXPECT_EQ(victim.pop(), nullptr);  // the owner skips the slot a thief emptied
   EXPECT_TRUE(victim.empty());
+  EXPECT_FALSE(victim.owner_empty());  // the emptied slot counts until the owner skips it
+  EXPECT_EQ(victim.pop(), nullptr);    // the owner skips the slot a thief emptied
+  EXPECT_TRUE(victim.owner_empty());
 }
 
 // One owner feeding runnext, the soon slots and the ring and running from them; two
@@ -127,6 +132,7 @@ TEST(RunQueueStress, OwnerAndThievesTakeEachGOnce) {
   t1.join();
   t2.join();
   while (G* g = victim.pop()) take(g);
+  EXPECT_TRUE(victim.owner_empty());
   for (int i = 0; i < kGs; ++i) ASSERT_EQ(taken[std::size_t(i)].load(), 1) << "G " << i;
 }
 
