@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cfenv>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -187,6 +188,53 @@ TEST_P(Sched, YieldLetsOthersRun) {
     wg.go([&] { flag = true; });
     wg.wait();
     EXPECT_TRUE(flag.load());
+  });
+}
+
+// The floating-point environment is part of a goroutine's context, as the ABI makes the
+// rounding mode callee-saved: each goroutine keeps its own across switches and threads,
+// and a new goroutine starts in the default mode whatever its parent's (Go's only mode).
+double one_third() {
+  volatile double one = 1.0, three = 3.0;  // computed at run time, in the current mode
+  return one / three;
+}
+
+TEST_P(Sched, RoundingModeIsPerGoroutine) {
+  run([] {
+    const int modes[] = {FE_TONEAREST, FE_UPWARD, FE_DOWNWARD, FE_TOWARDZERO};
+    std::atomic<int> wrong_mode{0}, wrong_value{0}, child_not_default{0};
+    gort::WaitGroup wg;
+    for (int k = 0; k < 8; ++k) {
+      const int mode = modes[k % 4];
+      wg.go([&, mode] {
+        ASSERT_EQ(std::fegetround(), FE_TONEAREST);
+        ASSERT_EQ(std::fesetround(mode), 0);
+        const double mine = one_third();
+        for (int i = 0; i < 2000; ++i) {
+          gort::yield();
+          if (std::fegetround() != mode) wrong_mode.fetch_add(1);
+          if (one_third() != mine) wrong_value.fetch_add(1);
+          if (i % 500 == 0) {
+            wg.go([&] {
+              if (std::fegetround() != FE_TONEAREST) child_not_default.fetch_add(1);
+            });
+          }
+        }
+        std::fesetround(FE_TONEAREST);
+      });
+    }
+    wg.wait();
+    EXPECT_EQ(wrong_mode.load(), 0);
+    EXPECT_EQ(wrong_value.load(), 0);
+    EXPECT_EQ(child_not_default.load(), 0);
+    EXPECT_EQ(std::fegetround(), FE_TONEAREST);
+    // The modes really differ: the test would notice a runtime that shared one.
+    std::fesetround(FE_UPWARD);
+    const double up = one_third();
+    std::fesetround(FE_DOWNWARD);
+    const double down = one_third();
+    std::fesetround(FE_TONEAREST);
+    EXPECT_NE(up, down);
   });
 }
 

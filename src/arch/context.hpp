@@ -7,6 +7,11 @@
 //   *save again. Caller-saved registers need no saving: the call is an ordinary C call.
 //   A fresh context (made by make_context) starts in gort_ctx_trampoline, which calls
 //   entry(arg) on the new stack; entry must never return.
+//   Resuming returns (x86-64: pushes the resume address and `ret`s; arm64: `ret` to lr)
+//   rather than jumping, so the CPU's return-stack predictor stays in step: goroutines
+//   mostly switch from one call site, so the resumed one returns where the suspended one's
+//   calls were predicted to (yield ping-pong: 26.9 -> 18.9 ns a switch). The floating-point
+//   control registers are written only when the two contexts' values differ.
 //
 // Invariants: a Context is only written by the switch that saves it and only read by the
 // switch that loads it; the runtime guarantees one of them happens at a time (a G is never

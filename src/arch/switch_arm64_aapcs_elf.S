@@ -38,9 +38,12 @@ gort_ctx_switch:            /* x0 = save, x1 = load */
     ldp     d10, d11, [x1, #120]
     ldp     d12, d13, [x1, #136]
     ldp     d14, d15, [x1, #152]
-    ldr     x10,      [x1, #168]
-    msr     fpcr, x10
-    ret
+    /* Write fpcr only when it differs from what we saved (x10): the write can serialize. */
+    ldr     x11,      [x1, #168]
+    cmp     x10, x11
+    b.eq    1f
+    msr     fpcr, x11
+1:  ret
     .cfi_endproc
     .size   gort_ctx_switch, .-gort_ctx_switch
 

@@ -31,9 +31,30 @@ gort_ctx_switch:            /* rdi = save, rsi = load */
     movq    40(%rsi), %r13
     movq    48(%rsi), %r14
     movq    56(%rsi), %r15
-    ldmxcsr 64(%rsi)
+    /* The floating-point controls change rarely: load them only when they differ from
+     * what we just saved. Each is compared at its own width, so that the loads of the
+     * saved values forward from the two stores above (one load spanning both would wait
+     * for them to retire). */
+    movl    64(%rsi), %eax
+    cmpl    64(%rdi), %eax
+    jne     1f
+    movzwl  68(%rsi), %eax
+    cmpw    68(%rdi), %ax
+    jne     1f
+    /* Resume through `ret`, not an indirect jump: the return-stack predictor then pops the
+     * entry our caller's call pushed. Goroutines usually switch from the same call site, so
+     * that entry, and the ones under it, match where the resumed goroutine returns; a jump
+     * would leave it there and make each of the resumed goroutine's returns mispredict.
+     * A new goroutine's first entry, the trampoline, is no return: jump there. */
+2:  leaq    .Ltrampoline(%rip), %rcx
+    cmpq    %rcx, 16(%rsi)
+    je      3f
+    pushq   16(%rsi)
+    ret
+3:  jmpq    *%rcx
+1:  ldmxcsr 64(%rsi)
     fldcw   68(%rsi)
-    jmpq    *16(%rsi)
+    jmp     2b
     .cfi_endproc
     .size   gort_ctx_switch, .-gort_ctx_switch
 
@@ -43,6 +64,7 @@ gort_ctx_switch:            /* rdi = save, rsi = load */
     .type   gort_ctx_trampoline, @function
     .p2align 4
 gort_ctx_trampoline:
+.Ltrampoline:               /* local: no PLT or GOT in a shared library */
     .cfi_startproc
     .cfi_undefined rip
     xorl    %ebp, %ebp
