@@ -425,7 +425,7 @@ void inject_glist(Runtime* rt, GQueue& q) {
 // ---- switching -------------------------------------------------------------------------
 
 // Returns false when p's ring was full and half of it went to the global queue.
-bool put_runnable_local(Runtime* rt, P* p, G* g, bool next, bool displaced_soon = false) {
+[[gnu::always_inline]] inline bool put_runnable_local(Runtime* rt, P* p, G* g, bool next, bool displaced_soon = false) {
   GQueue overflow;
   bool ok = !next             ? p->runq.push(g, overflow)
             : displaced_soon ? p->runq.put_next_soon(g, overflow)
@@ -587,7 +587,7 @@ void prepare_first_run(Runtime* rt, M* m, G* g) {
   if constexpr (san::tsan) g->tsan_fiber = san::create_fiber();
 }
 
-void set_running(M* m, G* g) {
+[[gnu::always_inline]] inline void set_running(M* m, G* g) {
   g->status.store(GStatus::running, std::memory_order_relaxed);
   g->preempt.store(false, std::memory_order_relaxed);  // a request for its last run is moot
   if (P* p = m->p) p->sched_seq.store(p->sched_seq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -601,7 +601,7 @@ bool timers_due(P* p) {
 }
 
 // Next G for p without blocking and without stealing: the fast path of schedule().
-G* pick_local(Runtime* rt, P* p) {
+[[gnu::always_inline]] inline G* pick_local(Runtime* rt, P* p) {
   ++p->schedtick;
   if (p->schedtick % kGlobalQueueTick == 0 && rt->runq_size.load(std::memory_order_relaxed) > 0) {
     RuntimeLockGuard l(rt->lock);
