@@ -623,12 +623,6 @@ void reschedule(M* m, G* cur, AfterSwitch what, bool (*commit)(G*, void*) = null
   {
     san::IgnoreAccesses ignore;  // ended before the switch: a dying fiber never comes back
     Runtime* rt = g_rt.load(std::memory_order_relaxed);
-    // Field by field: the caller's arguments arrive in registers (a Pending passed by
-    // value went through the stack, and its reload stalled store forwarding: 10% of a yield).
-    m->pending.what = what;
-    m->pending.prev = cur;
-    m->pending.commit = commit;
-    m->pending.arg = arg;
     P* p = m->p;
     if (p && !cur->locked_m && !rt->stopping.load(std::memory_order_relaxed) && !p_is_retired(rt, p) &&
         !timers_due(p)) {
@@ -644,6 +638,13 @@ void reschedule(M* m, G* cur, AfterSwitch what, bool (*commit)(G*, void*) = null
     // A locked M sleeps in g0 until its G is runnable again; arm its note before the G
     // becomes visible to wakers (in the pending action).
     if (!next && cur->locked_m) m->park.clear();
+    // Field by field: the caller's arguments arrive in registers (a Pending passed by
+    // value went through the stack, and its reload stalled store forwarding: 10% of a
+    // yield). After the pick: its compare-and-swap need not wait for these stores.
+    m->pending.what = what;
+    m->pending.prev = cur;
+    m->pending.commit = commit;
+    m->pending.arg = arg;
   }
   switch_context(m, cur, next ? next : &m->g0);
 }
