@@ -1,10 +1,12 @@
 // arch — the machine context of a goroutine and the switch between two of them.
 //
 // Contract (every ABI file implements it):
-//   gort_ctx_switch(save, load): stores the callee-saved registers, the stack pointer and
+//   gort_ctx_switch(save, load, pass): stores the callee-saved registers, the stack pointer and
 //   the resume address of the caller into *save, then loads *load and jumps to its resume
 //   address. It returns (into the code that called it) only when some later switch loads
-//   *save again. Caller-saved registers need no saving: the call is an ordinary C call.
+//   *save again, and then returns that later switch's `pass` (the scheduler passes the M
+//   doing the switch, which is the M the resumed goroutine now runs on). Caller-saved
+//   registers need no saving: the call is an ordinary C call.
 //   A fresh context (made by make_context) starts in gort_ctx_trampoline, which calls
 //   entry(arg) on the new stack; entry must never return.
 //   Resuming returns (x86-64: pushes the resume address and `ret`s; arm64: `ret` to lr)
@@ -75,7 +77,8 @@ void make_context(Context& ctx, void* stack_hi, EntryFn entry, void* arg) noexce
 }  // namespace gort::arch
 
 extern "C" {
-void gort_ctx_switch(gort::arch::Context* save, const gort::arch::Context* load);
+// Returns, when *save is loaded again, the `pass` of the switch that loaded it.
+void* gort_ctx_switch(gort::arch::Context* save, const gort::arch::Context* load, void* pass);
 void gort_ctx_trampoline();
 // Calls fn(arg) on the stack whose top (16-byte aligned) is `top`, then returns here.
 void gort_call_on_stack(void* top, void (*fn)(void*) noexcept, void* arg) noexcept;

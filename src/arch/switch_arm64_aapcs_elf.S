@@ -9,7 +9,7 @@
     .globl  gort_ctx_switch
     .type   gort_ctx_switch, %function
     .p2align 4
-gort_ctx_switch:            /* x0 = save, x1 = load */
+gort_ctx_switch:            /* x0 = save, x1 = load, x2 = pass (returned in x0) */
     .cfi_startproc
     mov     x9, sp
     stp     x9,  x29, [x0, #0]
@@ -43,7 +43,8 @@ gort_ctx_switch:            /* x0 = save, x1 = load */
     cmp     x10, x11
     b.eq    1f
     msr     fpcr, x11
-1:  ret
+1:  mov     x0, x2
+    ret
     .cfi_endproc
     .size   gort_ctx_switch, .-gort_ctx_switch
 

@@ -9,7 +9,7 @@
     .globl  gort_ctx_switch
     .type   gort_ctx_switch, @function
     .p2align 4
-gort_ctx_switch:            /* rdi = save, rsi = load */
+gort_ctx_switch:            /* rdi = save, rsi = load, rdx = pass (returned in rax) */
     .cfi_startproc
     movq    (%rsp), %rax    /* our return address becomes the resume address */
     leaq    8(%rsp), %rcx   /* rsp as it will be after that return */
@@ -46,7 +46,8 @@ gort_ctx_switch:            /* rdi = save, rsi = load */
      * that entry, and the ones under it, match where the resumed goroutine returns; a jump
      * would leave it there and make each of the resumed goroutine's returns mispredict.
      * A new goroutine's first entry, the trampoline, is no return: jump there. */
-2:  leaq    .Ltrampoline(%rip), %rcx
+2:  movq    %rdx, %rax
+    leaq    .Ltrampoline(%rip), %rcx
     cmpq    %rcx, 16(%rsi)
     je      3f
     pushq   16(%rsi)

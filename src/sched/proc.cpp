@@ -505,9 +505,8 @@ void* run_pending(M* m, Runtime* rt) {
   return dead_fiber;
 }
 
-// Runs on the context that was just switched to, on whichever M that is.
-void after_switch() {
-  M* m = this_m();
+// Runs on the context that was just switched to, on `m`, the M that switched to it.
+void after_switch(M* m) {
   G* self = m->curg ? m->curg : &m->g0;
   if constexpr (san::asan) {
     const void* old_bottom;
@@ -565,8 +564,8 @@ void switch_context(M* m, G* from, G* to) {
     }
   }
   if (trace::enabled()) trace::go_switch(m, from, to);
-  gort_ctx_switch(&from->ctx, &to->ctx);
-  after_switch();
+  // We resume on whichever M switches back to us: it passes itself (no TLS read).
+  after_switch(static_cast<M*>(gort_ctx_switch(&from->ctx, &to->ctx, m)));
 }
 
 [[gnu::noinline]] void g_entry(void* arg);
@@ -668,7 +667,7 @@ void reschedule(M* m, G* cur, AfterSwitch what, bool (*commit)(G*, void*) = null
 // panic report then shows where it was thrown.
 void g_entry(void* arg) {
   G* g = static_cast<G*>(arg);
-  after_switch();
+  after_switch(this_m());
   g->task_ops->invoke(g->task);
   g->task_ops->destroy(g->task);
   M* m = this_m();
