@@ -3,6 +3,7 @@
 // must hold for any value, including frame pointers near 2^64 whose `fp + 16` wraps to a
 // small number (CI once saw a non-canonical load under TSan when a racing stack held one).
 #include <cstdint>
+#include <iterator>
 #include <limits>
 
 #include <gtest/gtest.h>
@@ -37,7 +38,8 @@ TEST(StackMemory, HoldsOnlyRangesInsideTheStack) {
 // pointer is -16 outright, so the caller's frame would sit at -8). The walk must stop at
 // the stack's bounds, not load from there.
 TEST(DumpWalk, FramePointersThatWrapEndTheWalk) {
-  alignas(16) std::uintptr_t stack[64] = {};
+  // A page, page-aligned: dumps take a stack's bounds from its packed extent, in 4 KiB units.
+  alignas(4096) static std::uintptr_t stack[4096 / sizeof(std::uintptr_t)];
   const std::uintptr_t minus16 = std::uintptr_t(0) - 16;
   stack[40] = minus16;  // the saved frame pointer of the frame at stack[40]
   stack[41] = reinterpret_cast<std::uintptr_t>(return_address_here());
@@ -45,7 +47,8 @@ TEST(DumpWalk, FramePointersThatWrapEndTheWalk) {
     gort::sched::G g;
     g.started = true;
     g.stack.lo = reinterpret_cast<char*>(&stack[0]);
-    g.stack.hi = reinterpret_cast<char*>(&stack[64]);
+    g.stack.hi = reinterpret_cast<char*>(stack + std::size(stack));
+    g.stack_extent = gort::stack::pack_extent(g.stack);
     g.ctx.sp = reinterpret_cast<std::uintptr_t>(&stack[32]);
     g.ctx.fp = fp;
     g.ctx.pc = reinterpret_cast<std::uintptr_t>(return_address_here());

@@ -593,6 +593,48 @@ TEST_P(Sched, DumpsWhileOwnStackGoroutinesExit) {
   });
 }
 
+// Dumps also race goroutine descriptors being reused: a G that exits gives its stack back
+// and may at once start another goroutine on a stack of another size. Each dump must take
+// a G's stack bounds whole (one word), never lo from one stack and hi from the next, or it
+// would walk across the guard regions in between. Churners spawn and end goroutines with
+// default and own-size stacks by turns while dumps of both levels run.
+TEST_P(Sched, DumpsWhileDescriptorsChangeStacks) {
+  run([] {
+    std::atomic<bool> stop{false};
+    std::atomic<long> spawned{0};
+    gort::WaitGroup churners;
+    for (int c = 0; c < 4; ++c) {
+      churners.go([&, c] {
+        for (long i = 0; !stop.load(std::memory_order_relaxed); ++i) {
+          gort::WaitGroup one;
+          one.add(1);
+          auto body = [&one] {
+            gort::yield();  // parked (runnable) for a moment, so dumps walk it
+            one.done();
+          };
+          if ((i + c) % 2 == 0) {
+            gort::go(gort::Spawn{"own-stack", std::size_t(96 + 32 * c) << 10}, body);
+          } else {
+            gort::go(body);
+          }
+          one.wait();
+          spawned.fetch_add(1, std::memory_order_relaxed);
+        }
+      });
+    }
+    for (int round = 0; round < scaled(60); ++round) {
+      // Each dump overlaps churning: wait until the churners have made progress.
+      while (spawned.load(std::memory_order_relaxed) < 4L * (round + 1)) gort::yield();
+      std::ostringstream os;
+      gort::debug::write_goroutines(os, round % 2 == 0 ? 2 : 1);
+      EXPECT_NE(os.str().find(round % 2 == 0 ? "goroutine 1 [" : "goroutine profile: total"), std::string::npos);
+    }
+    stop = true;
+    churners.wait();
+    EXPECT_GE(spawned.load(), 4L * scaled(60));
+  });
+}
+
 }  // namespace
 
 // A goroutine running on another thread has no saved registers to walk: a dump samples it

@@ -57,6 +57,35 @@ void give_back(StackAllocator& a, std::vector<Stack>& got) {
 
 constexpr std::size_t kRefills = 3 * gort::stack::kSlabStacks / StackCache::kBatch + 1;  // over 3 slabs
 
+// Dumps read a stack's bounds as one packed word: it must give back exactly lo and hi for
+// real stacks of either kind, and "no stack" for none or one too large to pack.
+TEST(StackExtent, PacksAndUnpacksTheBoundsOfRealStacks) {
+  using gort::stack::pack_extent;
+  using gort::stack::unpack_extent;
+  StackAllocator a(64 * 1024);
+  Stack pooled[3];
+  a.get_batch(pooled, 3);
+  const Stack odd = a.alloc_odd(1 << 20);
+  for (const Stack& s : {pooled[0], pooled[1], pooled[2], odd}) {
+    const std::uint64_t packed = pack_extent(s);
+    ASSERT_NE(packed, 0u);
+    const auto e = unpack_extent(packed);
+    EXPECT_EQ(e.lo, reinterpret_cast<std::uintptr_t>(s.lo));
+    EXPECT_EQ(e.hi, reinterpret_cast<std::uintptr_t>(s.hi));
+  }
+  EXPECT_NE(pack_extent(pooled[0]), pack_extent(pooled[1]));
+  EXPECT_EQ(pack_extent(Stack{}), 0u);
+  EXPECT_EQ(unpack_extent(0).lo, 0u);
+  EXPECT_EQ(unpack_extent(0).hi, 0u);
+  // 64 GiB does not fit the size field: such a stack packs as none rather than wrongly.
+  const std::uintptr_t base = std::uintptr_t(1) << 40;
+  const Stack huge{reinterpret_cast<char*>(base), reinterpret_cast<char*>(base + (std::uintptr_t(64) << 30))};
+  EXPECT_EQ(pack_extent(huge), 0u);
+  a.free_odd(odd);
+  char* deepest[3] = {};
+  a.put_batch(pooled, deepest, 3);
+}
+
 TEST(StackAllocator, EveryStackOfEverySlabHasItsGuardBelowIt) {
   StackAllocator a(64 * 1024);
   const Guard best = StackAllocator::probe_kernel_guard();

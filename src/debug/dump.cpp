@@ -118,8 +118,8 @@ namespace {
 // The goroutine may start running on another thread while we walk: its stack then changes
 // under us (ASan would report reads of redzones that a new frame poisoned). The walk only
 // trusts what the bounds checks allow, so it is exempt from ASan.
-__attribute__((no_sanitize_address)) int frame_pointer_walk(const G* g, void** out, int max) {
-  const StackMemory stack{reinterpret_cast<std::uintptr_t>(g->stack.lo), reinterpret_cast<std::uintptr_t>(g->stack.hi)};
+__attribute__((no_sanitize_address)) int frame_pointer_walk(const G* g, const StackMemory& stack, void** out,
+                                                            int max) {
   int n = 0;
   out[n++] = reinterpret_cast<void*>(g->ctx.pc);
   std::uintptr_t fp = g->ctx.fp;
@@ -147,11 +147,14 @@ bool returns_to_trampoline(void* pc) {
 // keep frame pointers; otherwise (code built without them skipped or broke the chain) the
 // CFI tables unwind the goroutine instead.
 int parked_frames(const G* g, void** out, int max) {
-  if (!g->started || !g->stack || max <= 0) return 0;
-  const int n = frame_pointer_walk(g, out, max);
+  // The bounds in one load (g->stack may be rebound on another thread meanwhile): whatever
+  // stack they name is mapped for the whole dump (stack.hpp, begin_foreign_reads).
+  const stack::Extent extent = stack::unpack_extent(g->stack_extent.load(std::memory_order_acquire));
+  if (!g->started || extent.lo == 0 || max <= 0) return 0;
+  const StackMemory stack{extent.lo, extent.hi};
+  const int n = frame_pointer_walk(g, stack, out, max);
   if (returns_to_trampoline(out[n - 1]) && frame_pointer_walk_exact(out, n - 1)) return n;
   void* cfi[kMaxDumpFrames];
-  const StackMemory stack{reinterpret_cast<std::uintptr_t>(g->stack.lo), reinterpret_cast<std::uintptr_t>(g->stack.hi)};
   const int m = unwind_with_cfi(registers_of(g->ctx), stack, cfi, std::min(max, kMaxDumpFrames));
   if (m <= 1) return n;  // no CFI unwinder here
   std::copy_n(cfi, m, out);

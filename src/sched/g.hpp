@@ -62,6 +62,9 @@ const char* status_string(GStatus s) noexcept;
 struct alignas(64) G {
   arch::Context ctx{};                 // saved registers while not running
   stack::Stack stack{};                // bound at first run
+  // `stack`'s bounds as stack::pack_extent makes them, for dumps on other threads (one
+  // load, never a torn pair); set when the stack is bound, 0 before it is given back.
+  std::atomic<std::uint64_t> stack_extent{0};
   char* deepest_sp = nullptr;          // lowest sp seen at a switch (for trimming)
   std::atomic<GStatus> status{GStatus::idle};
   WaitReason wait_reason = WaitReason::none;

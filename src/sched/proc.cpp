@@ -439,6 +439,7 @@ void inject_glist(Runtime* rt, GQueue& q) {
 
 void free_dead_g(Runtime* rt, M* m, G* g) {
   if (g->stack) {
+    g->stack_extent.store(0, std::memory_order_relaxed);  // before free_odd's fence
     if (g->stack.pooled && m->p) {
       m->p->stacks.put(rt->stacks, g->stack, g->deepest_sp);
     } else if (g->stack.pooled) {
@@ -579,6 +580,7 @@ void prepare_first_run(Runtime* rt, M* m, G* g) {
       g->stack = m->p->stacks.get(rt->stacks);
     }
   }
+  g->stack_extent.store(stack::pack_extent(g->stack), std::memory_order_release);
   if constexpr (san::asan) san::unpoison(g->stack.lo, g->stack.size());
   arch::make_context(g->ctx, g->stack.hi, &g_entry, g);
   g->started = true;

@@ -54,6 +54,29 @@ struct Stack {
   }
 };
 
+// A stack's bounds packed into one word, so that a reader on another thread (a goroutine
+// dump) gets both from a single load: reading lo and hi apart could pair the bounds of two
+// different stacks as the goroutine exits or its descriptor takes a new one, and the range
+// between would cross guard regions. hi and the size are multiples of 4 KiB (every page
+// size is): hi / 4 KiB takes the low 40 bits (user addresses fit in 52), the size in 4 KiB
+// units the upper 24 (stacks up to 64 GiB). 0 means no stack, as does a stack too large to
+// pack (a dump then shows no frames for it).
+inline constexpr unsigned kExtentUnitShift = 12, kExtentHiBits = 40;
+inline std::uint64_t pack_extent(const Stack& s) noexcept {
+  const auto hi = reinterpret_cast<std::uintptr_t>(s.hi) >> kExtentUnitShift;
+  const std::uint64_t units = s.size() >> kExtentUnitShift;
+  if (!s || hi >> kExtentHiBits != 0 || units >> (64 - kExtentHiBits) != 0) return 0;
+  return std::uint64_t(hi) | units << kExtentHiBits;
+}
+struct Extent {
+  std::uintptr_t lo = 0, hi = 0;  // both 0: no stack
+};
+inline Extent unpack_extent(std::uint64_t packed) noexcept {
+  const std::uintptr_t hi = std::uintptr_t(packed & ((std::uint64_t(1) << kExtentHiBits) - 1)) << kExtentUnitShift;
+  const std::uintptr_t size = std::uintptr_t(packed >> kExtentHiBits) << kExtentUnitShift;
+  return size == 0 ? Extent{} : Extent{hi - size, hi};
+}
+
 // The process-wide part: slabs, the global pool, the guard budget. Thread-safe.
 class StackAllocator {
  public:
