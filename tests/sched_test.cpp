@@ -89,6 +89,58 @@ TEST_P(Sched, MainIsGoroutineOneAndIdsAreUnique) {
   });
 }
 
+// Each P hands out ids from its own batch and counts the goroutines started and ended on
+// it; a goroutine may start on one P (or a plain thread) and end on another. Ids stay
+// unique across spawners, and num_goroutine is exact whenever nothing starts or ends.
+TEST_P(Sched, IdsAndCountsStayRightAcrossProcessors) {
+  run([] {
+    constexpr int kSpawners = 8, kEach = 200;
+    std::vector<std::int64_t> ids(kSpawners * kEach);
+    auto release = gort::make_chan<int>();
+    gort::WaitGroup spawners, parked, finished;
+    parked.add(kSpawners * kEach + 1);
+    finished.add(kSpawners * kEach + 1);
+    for (int s = 0; s < kSpawners; ++s) {
+      spawners.go([&, s] {
+        for (int i = 0; i < kEach; ++i) {
+          gort::go([&, slot = s * kEach + i] {
+            ids[std::size_t(slot)] = gort::goroutine_id();
+            parked.done();
+            release.recv();  // ends wherever it is woken
+            finished.done();
+          });
+          if (i % 16 == 0) gort::yield();
+        }
+      });
+    }
+    std::thread foreign([&] {
+      gort::go([&] {  // started with no P
+        parked.done();
+        release.recv();
+        finished.done();
+      });
+    });
+    foreign.join();
+    spawners.wait();
+    parked.wait();
+    // main, the parked ones; the spawners may still be on their way out.
+    auto settle = [](std::int64_t want) {
+      const auto deadline = std::chrono::steady_clock::now() + 10s * gort_test::kTimeScale;
+      while (gort::num_goroutine() != want && std::chrono::steady_clock::now() < deadline) gort::yield();
+      return gort::num_goroutine();
+    };
+    EXPECT_EQ(settle(1 + kSpawners * kEach + 1), 1 + kSpawners * kEach + 1);
+    EXPECT_EQ(gort::debug::stats().goroutines, 1 + kSpawners * kEach + 1);
+    release.close();
+    finished.wait();
+    EXPECT_EQ(settle(1), 1);
+    std::set<std::int64_t> unique(ids.begin(), ids.end());
+    EXPECT_EQ(unique.size(), ids.size());
+    EXPECT_EQ(unique.count(1), 0u);
+    EXPECT_EQ(unique.count(0), 0u);
+  });
+}
+
 TEST_P(Sched, MaxprocsReportsConfig) {
   run([] { EXPECT_EQ(gort::maxprocs(), GetParam()); });
 }

@@ -301,7 +301,7 @@ Stats stats() {
   Stats s;
   Runtime* rt = runtime();
   if (!rt) return s;
-  s.goroutines = rt->ngoroutines.load(std::memory_order_relaxed);
+  s.goroutines = count_goroutines(rt);
   s.procs = rt->gomaxprocs.load(std::memory_order_relaxed);
   s.idle_procs = rt->npidle.load(std::memory_order_relaxed);
   s.spinning_threads = rt->nmspinning.load(std::memory_order_relaxed);

@@ -49,6 +49,9 @@ thread_local M* tls_m = nullptr;
 inline void owner_bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
   c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
+inline void owner_add(std::atomic<std::int64_t>& c, std::int64_t n) noexcept {
+  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
 
 std::uint64_t next_rand(M* m) noexcept {
   // xorshift64*: cheap, good enough for victim order and select shuffles.
@@ -658,7 +661,11 @@ void reschedule(M* m, G* cur, AfterSwitch what, bool (*commit)(G*, void*) = null
     g->lock_count = 0;
   }
   g->status.store(GStatus::dead, std::memory_order_relaxed);
-  rt->ngoroutines.fetch_sub(1, std::memory_order_relaxed);
+  if (m->p) {
+    owner_add(m->p->ngoroutines_delta, -1);
+  } else {
+    rt->ngoroutines.fetch_sub(1, std::memory_order_relaxed);
+  }
   reschedule(m, g, AfterSwitch::exit);
   __builtin_trap();  // a dead G is never resumed
 }
@@ -1268,6 +1275,13 @@ void procresize_locked(Runtime* rt, int n) {
 
 Runtime* runtime() noexcept { return g_rt.load(std::memory_order_acquire); }
 
+std::int64_t count_goroutines(Runtime* rt) noexcept {
+  std::int64_t n = rt->ngoroutines.load(std::memory_order_relaxed);
+  const std::int32_t np = rt->nallp.load(std::memory_order_acquire);
+  for (std::int32_t i = 0; i < np; ++i) n += rt->allp[i].load(std::memory_order_acquire)->ngoroutines_delta.load(std::memory_order_relaxed);
+  return std::max<std::int64_t>(n, 1);  // as Go's gcount: a sum taken mid-change may dip
+}
+
 [[gnu::noinline]] M* this_m() noexcept {
   M* m = tls_m;
   asm volatile("" ::: "memory");
@@ -1464,7 +1478,15 @@ void* spawn_begin(const Spawn& opts, const TaskOps* ops, void** storage, void* c
     }
     g = gfget(rt, nullptr);
   }
-  g->id = rt->goid_gen.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (P* p = parent ? m->p : nullptr) {
+    if (p->goid_next == p->goid_end) {
+      p->goid_next = rt->goid_gen.fetch_add(kGoidBatch, std::memory_order_relaxed) + 1;
+      p->goid_end = p->goid_next + kGoidBatch;
+    }
+    g->id = p->goid_next++;
+  } else {
+    g->id = rt->goid_gen.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
   g->parent_id = parent ? parent->id : 0;
   g->created_pc = caller_pc;
   g->task_ops = ops;
@@ -1485,7 +1507,11 @@ void spawn_commit(void* gp) noexcept {
   M* m = this_m();
   Runtime* rt = g_rt.load(std::memory_order_relaxed);
   const bool in_goroutine = m && m->curg;
-  rt->ngoroutines.fetch_add(1, std::memory_order_relaxed);
+  if (in_goroutine && m->p) {
+    owner_add(m->p->ngoroutines_delta, 1);
+  } else {
+    rt->ngoroutines.fetch_add(1, std::memory_order_relaxed);
+  }
   san::release(g);  // the go statement happens before the goroutine starts
   g->status.store(GStatus::runnable, std::memory_order_release);
   if (trace::enabled()) trace::go_create(g);
@@ -1773,7 +1799,7 @@ int num_cpu() {
 
 std::int64_t num_goroutine() {
   sched::Runtime* rt = sched::runtime();
-  return rt ? rt->ngoroutines.load(std::memory_order_relaxed) : 0;
+  return rt ? sched::count_goroutines(rt) : 0;
 }
 
 std::int64_t goroutine_id() {

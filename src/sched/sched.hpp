@@ -44,6 +44,7 @@ namespace gort::sched {
 
 inline constexpr int kMaxProcs = 1024;
 inline constexpr int kGFreeLocalMax = 64;  // free Gs a P keeps (Go's 64)
+inline constexpr std::int64_t kGoidBatch = 16;  // ids a P takes from goid_gen at once (Go's _GoidCacheBatch)
 inline constexpr std::uint32_t kGlobalQueueTick = 61;   // check the global queue every 61 schedules
 inline constexpr int kStealPasses = 4;
 // sysmon (Go's values): tick 20 µs, backing off to 10 ms when nothing needs it; a G that
@@ -89,10 +90,17 @@ struct alignas(64) P {
   // that another P freed (a cache miss each, serialized by a linked walk).
   std::array<G*, kGFreeLocalMax> gfree{};  // owner
   std::int32_t ngfree = 0;                // owner
+  // Goroutine ids handed out by this P: [goid_next, goid_end), taken kGoidBatch at a time
+  // from Runtime::goid_gen (Go's goidcache), so that spawning on several Ps does not
+  // bounce that counter's line at every spawn.
+  std::int64_t goid_next = 0, goid_end = 0;  // owner
   stack::StackCache stacks;    // owner
   time_impl::TimerHeap timers; // its own lock: any M may add to it or run its due timers
   // Counters: written by the owner, read by anyone (stats).
   std::atomic<std::uint64_t> n_switches{0}, n_steals{0}, n_stolen_gs{0}, n_parks{0}, n_spawns{0};
+  // Goroutines started on this P minus goroutines that ended on it (either may be
+  // negative): count_goroutines sums them, so that a spawn and an exit write no shared line.
+  std::atomic<std::int64_t> ngoroutines_delta{0};  // owner writes
 };
 
 enum class AfterSwitch : std::uint8_t {
@@ -223,7 +231,7 @@ struct Runtime {
   std::vector<G*> gslabs;                    // guarded by allg_lock
 
   std::atomic<std::int64_t> goid_gen{0};
-  std::atomic<std::int64_t> ngoroutines{0};
+  std::atomic<std::int64_t> ngoroutines{0};  // main, and goroutines started without a P; see P::ngoroutines_delta
   std::atomic<bool> stopping{false};
   Note main_done;
   std::int64_t start_ns = 0;
@@ -270,6 +278,9 @@ Runtime* runtime() noexcept;
 // plain threads). Never inlined: a goroutine may resume on another thread after any switch,
 // and the compiler must not reuse a thread-local address computed before it.
 M* this_m() noexcept;
+// Live goroutines: Runtime::ngoroutines plus every P's delta. A snapshot summed while
+// goroutines start and end, so only exact when nothing does (at least 1 while main runs).
+std::int64_t count_goroutines(Runtime* rt) noexcept;
 G* current_g() noexcept;
 
 // Parks the calling goroutine with `reason`. After it is switched out, commit(g, arg) runs
