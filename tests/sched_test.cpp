@@ -516,6 +516,39 @@ TEST_P(Sched, TightLoopDoesNotStarveASleeper) {
   });
 }
 
+// A goroutine that keeps calling into the runtime without ever blocking (channel
+// operations that always succeed) yields at a runtime call once sysmon asks it to: main,
+// whose sleep ended on the same P, then runs in its place. Had the request gone unheard,
+// sysmon would lend a stand-in P and main would run beside the loop, on another thread
+// (seen as `overlap`). A host that stalls the loop's thread past a tick also brings a
+// stand-in, so rounds repeat until one runs without; every round overlapping fails.
+TEST(SchedOneProc, RuntimeCallsHonourPreemptionRequests) {
+  gort::testing::run_test([] {
+    for (int round = 0; round < 10; ++round) {
+      std::atomic<bool> stop{false}, main_running{false}, overlap{false};
+      const std::uint64_t preempted_before = gort::debug::stats().preemptions;
+      gort::WaitGroup wg;
+      wg.go([&] {
+        auto ch = gort::make_chan<int>(1);
+        while (!stop.load(std::memory_order_relaxed)) {
+          ch.send(1);
+          (void)ch.recv();
+          if (main_running.load(std::memory_order_relaxed)) overlap = true;
+        }
+      });
+      gort::sleep(1ms);  // its timer fires only when the loop gives up the P
+      main_running = true;
+      gort_test::burn_cpu(100'000);  // long enough for a loop running beside us to notice
+      main_running = false;
+      stop = true;
+      wg.wait();
+      EXPECT_GE(gort::debug::stats().preemptions, preempted_before + 1);
+      if (!overlap.load()) return;
+    }
+    ADD_FAILURE() << "in 10 rounds the looping goroutine never yielded at a runtime call";
+  }, 1);
+}
+
 // A call that blocks its thread without blocking() (an unannounced read) is just a long
 // run to sysmon: the goroutines queued behind it still run.
 TEST_P(Sched, UnannouncedBlockingCallDoesNotStallOthers) {

@@ -593,7 +593,7 @@ void prepare_first_run(Runtime* rt, M* m, G* g) {
 
 [[gnu::always_inline]] inline void set_running(M* m, G* g) {
   g->status.store(GStatus::running, std::memory_order_relaxed);
-  g->preempt.store(false, std::memory_order_relaxed);  // a request for its last run is moot
+  consume_preempt(g);  // a request for its last run is moot
   if (P* p = m->p) p->sched_seq.store(p->sched_seq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   if (!g->started) prepare_first_run(g_rt.load(std::memory_order_relaxed), m, g);
 }
@@ -1031,6 +1031,7 @@ bool retake(Runtime* rt, std::int64_t now, std::vector<SysmonTick>& seen) {
       // (As in Go, a preemption request is not activity that keeps sysmon at short ticks:
       // a burst of spawning from one goroutine would otherwise keep it busy.)
       const bool asked_before = g->preempt.exchange(true, std::memory_order_relaxed);
+      if (!asked_before) g_preempt_requests.fetch_add(1, std::memory_order_relaxed);
       // A G that calls into the runtime yields within a tick of being asked; only one that
       // did not (a tight loop, a call blocked in the kernel) needs a stand-in.
       if (!asked_before) continue;
@@ -1364,12 +1365,15 @@ void park(WaitReason reason, bool (*commit)(G*, void*), void* arg) {
   g->wait_reason = WaitReason::none;
 }
 
-void preempt_check() noexcept {
+std::atomic<std::int32_t> g_preempt_requests{0};
+
+void preempt_check_slow() noexcept {
   M* m = this_m();
   G* g = m ? m->curg : nullptr;
   if (!g || !g->preempt.load(std::memory_order_relaxed)) return;
   if (m->no_preempt) return;  // the request stands: honoured at the next safe point
-  g->preempt.store(false, std::memory_order_relaxed);
+  if (!g->preempt.exchange(false, std::memory_order_relaxed)) return;  // set_running took it
+  g_preempt_requests.fetch_sub(1, std::memory_order_relaxed);
   if (g->locked_m || !m->p) return;  // a locked G keeps its thread; a P-less one is in blocking()
   g_rt.load(std::memory_order_relaxed)->n_preemptions.fetch_add(1, std::memory_order_relaxed);
   reschedule(m, g, AfterSwitch::to_global);
@@ -1495,7 +1499,7 @@ void* spawn_begin(const Spawn& opts, const TaskOps* ops, void** storage, void* c
   g->wait_reason = WaitReason::none;
   g->locked_m = nullptr;
   g->lock_count = 0;
-  g->preempt.store(false, std::memory_order_relaxed);
+  consume_preempt(g);  // asked of its last goroutine, which ended first
   g->started = false;
   *storage = g->task;
   return g;
@@ -1630,6 +1634,7 @@ int run_main(void (*body)(void*), void* arg, std::size_t cfg_stack_size, int cfg
   ::new (main_g->task) MainTask{body, arg};
   main_g->status.store(GStatus::runnable, std::memory_order_relaxed);
   rt->ngoroutines.store(1, std::memory_order_relaxed);
+  g_preempt_requests.store(0, std::memory_order_relaxed);  // requests a previous run left
   {
     RuntimeLockGuard l(rt->lock);
     globrunqput_locked(rt, main_g);

@@ -293,8 +293,19 @@ void ready(G* g) noexcept;
 
 // Honours a preemption request from sysmon (Go's stack-check preemption): if the calling
 // goroutine has run over its slice, it goes to the back of the global queue. Called at
-// runtime entry points (channel operations, locks, spawn).
-void preempt_check() noexcept;
+// runtime entry points (channel operations, locks, spawn), so its usual answer, "no
+// request", is one load of a shared word that only changes when sysmon asks and when a
+// request is consumed (G::preempt true -> false): no call, no thread-local read.
+extern std::atomic<std::int32_t> g_preempt_requests;  // requests outstanding (may dip below 0 briefly)
+void preempt_check_slow() noexcept;
+inline void preempt_check() noexcept {
+  if (g_preempt_requests.load(std::memory_order_relaxed) != 0) preempt_check_slow();
+}
+// Clears g's request, if any, keeping g_preempt_requests in step.
+inline void consume_preempt(G* g) noexcept {
+  if (g->preempt.load(std::memory_order_relaxed) && g->preempt.exchange(false, std::memory_order_relaxed))
+    g_preempt_requests.fetch_sub(1, std::memory_order_relaxed);
+}
 
 // A timer due at `when` was added to some P's heap: make sure an M will run it in time.
 void timer_added(Runtime* rt, std::int64_t when) noexcept;
