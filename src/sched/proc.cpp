@@ -30,6 +30,8 @@
 #include "sched/waiter.hpp"
 #include "time/heap.hpp"
 
+thread_local gort::sched::M* gort_tls_m = nullptr;  // this_m() reads it (sched.hpp)
+
 namespace gort::sched {
 
 namespace {
@@ -42,7 +44,6 @@ std::mutex g_run_mu;  // one run() at a time
 std::atomic<std::int32_t> g_foreign_blocked{0};  // plain threads blocked in a gort primitive
 int g_default_procs = 0;  // maxprocs(n) outside run()
 
-thread_local M* tls_m = nullptr;
 
 // A P's counters are written only by its owner: a plain load and store (no locked
 // instruction on the switch path); readers may see a slightly stale value.
@@ -1162,7 +1163,7 @@ void schedule_loop(Runtime* rt, M* m) {
 
 void mstart(M* m) {
   san::IgnoreAccesses ignore;  // g0 runs only runtime code
-  tls_m = m;
+  gort_tls_m = m;
   Runtime* rt = g_rt.load(std::memory_order_acquire);
   setup_altstack(m);
   m->tid.store(pid_t(syscall(SYS_gettid)), std::memory_order_release);
@@ -1176,7 +1177,7 @@ void mstart(M* m) {
     (void)p;  // the runtime is stopping: Ps are torn down by run()
   }
   teardown_altstack(m);
-  tls_m = nullptr;
+  gort_tls_m = nullptr;
   m->exited.wakeup();
 }
 
@@ -1283,17 +1284,6 @@ std::int64_t count_goroutines(Runtime* rt) noexcept {
   return std::max<std::int64_t>(n, 1);  // as Go's gcount: a sum taken mid-change may dip
 }
 
-[[gnu::noinline]] M* this_m() noexcept {
-  M* m = tls_m;
-  asm volatile("" ::: "memory");
-  return m;
-}
-
-[[gnu::noinline]] G* current_g() noexcept {
-  M* m = tls_m;
-  asm volatile("" ::: "memory");
-  return m ? m->curg : nullptr;
-}
 
 namespace {
 struct SystemStackCall {

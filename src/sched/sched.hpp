@@ -274,14 +274,45 @@ struct Runtime {
 // The running runtime; nullptr outside run().
 Runtime* runtime() noexcept;
 
-// The calling thread's M (nullptr on plain threads) and the G it runs (nullptr in g0 and on
-// plain threads). Never inlined: a goroutine may resume on another thread after any switch,
-// and the compiler must not reuse a thread-local address computed before it.
-M* this_m() noexcept;
 // Live goroutines: Runtime::ngoroutines plus every P's delta. A snapshot summed while
 // goroutines start and end, so only exact when nothing does (at least 1 while main runs).
 std::int64_t count_goroutines(Runtime* rt) noexcept;
-G* current_g() noexcept;
+
+}  // namespace gort::sched
+
+// The calling thread's M (proc.cpp). Initial-exec: read at a fixed offset from the thread
+// pointer, in an executable or a shared library loaded with it.
+extern "C" thread_local gort::sched::M* gort_tls_m __attribute__((tls_model("initial-exec")));
+
+namespace gort::sched {
+
+// The calling thread's M (nullptr on plain threads) and the G it runs (nullptr in g0 and on
+// plain threads). The thread pointer is read by an asm statement that the compiler may
+// neither merge with another nor move: a goroutine may resume on another thread after any
+// switch, and compilers reuse a thread-local address computed before a call.
+inline M* this_m() noexcept {
+  M* m;
+#if defined(__x86_64__)
+  asm volatile("movq gort_tls_m@gottpoff(%%rip), %0\n\tmovq %%fs:(%0), %0" : "=r"(m) : : "memory");
+#elif defined(__aarch64__)
+  std::uintptr_t tp;
+  asm volatile(
+      "adrp %0, :gottprel:gort_tls_m\n\t"
+      "ldr %0, [%0, #:gottprel_lo12:gort_tls_m]\n\t"
+      "mrs %1, tpidr_el0\n\t"
+      "ldr %0, [%1, %0]"
+      : "=&r"(m), "=&r"(tp)
+      :
+      : "memory");
+#else
+#error "gort: this_m needs the thread pointer's register for this architecture"
+#endif
+  return m;
+}
+inline G* current_g() noexcept {
+  M* m = this_m();
+  return m ? m->curg : nullptr;
+}
 
 // Parks the calling goroutine with `reason`. After it is switched out, commit(g, arg) runs
 // on another context (typically to unlock the structure g was recorded in); if it returns
