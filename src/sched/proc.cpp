@@ -599,10 +599,15 @@ void prepare_first_run(Runtime* rt, M* m, G* g) {
   if (!g->started) prepare_first_run(g_rt.load(std::memory_order_relaxed), m, g);
 }
 
-// p's earliest timer is due. Read before the switch: due timers run on g0 (see reschedule).
-bool timers_due(P* p) {
+// p's earliest timer is due. Read before the switch: due timers run on g0 (see reschedule),
+// which fires them at the time read here (M::timers_now) rather than read the clock again.
+bool timers_due(M* m, P* p) {
   const std::int64_t w = p->timers.timer0_when.load(std::memory_order_relaxed);
-  return w != 0 && w <= monotonic_ns();
+  if (w == 0) return false;
+  const std::int64_t now = monotonic_ns();
+  if (w > now) return false;
+  m->timers_now = now;
+  return true;
 }
 
 // Next G for p without blocking and without stealing: the fast path of schedule().
@@ -630,7 +635,7 @@ void reschedule(M* m, G* cur, AfterSwitch what, bool (*commit)(G*, void*) = null
     Runtime* rt = g_rt.load(std::memory_order_relaxed);
     P* p = m->p;
     if (p && !cur->locked_m && !rt->stopping.load(std::memory_order_relaxed) && !p_is_retired(rt, p) &&
-        !timers_due(p)) {
+        !timers_due(m, p)) {
       if (G* g = pick_local(rt, p)) {
         if (!g->locked_m) {
           set_running(m, g);
@@ -850,6 +855,9 @@ bool sleep_until_timer(Runtime* rt, M* m) {
 // On return the M holds a P (unless stopping).
 G* findrunnable(Runtime* rt, M* m) {
   for (;;) {
+    // The clock read by the reschedule that switched here for due timers: good for this
+    // pass only (a pass that sleeps or moves Ps must read the clock afresh).
+    const std::int64_t timers_now = std::exchange(m->timers_now, 0);
     if (rt->stopping.load(std::memory_order_acquire)) return nullptr;
     P* p = m->p;
     if (!p) {
@@ -871,7 +879,9 @@ G* findrunnable(Runtime* rt, M* m) {
       if (P* np = pidleget_locked(rt)) acquirep(m, np);
       continue;
     }
+    m->timers_now = timers_now;
     check_timers(m, p);
+    m->timers_now = 0;  // unused when no timer is pending
     if (G* g = pick_local(rt, p)) return g;
     if (rt->runq_size.load(std::memory_order_relaxed) > 0) {
       RuntimeLockGuard l(rt->lock);
@@ -1375,7 +1385,8 @@ void run_due_timers(M* m, P* p) noexcept {
   // lock's holder would sit in a run queue while its waiters block their threads.
   ++m->no_preempt;
   m->firing_timers = true;
-  time_impl::run_due(p->timers, monotonic_ns());
+  const std::int64_t now = m->timers_now != 0 ? std::exchange(m->timers_now, 0) : monotonic_ns();
+  time_impl::run_due(p->timers, now);
   m->firing_timers = false;
   --m->no_preempt;
 }

@@ -132,6 +132,7 @@ struct M {
   // functions run with locks held (a TimerCore's ops_lock around after_func's spawn).
   int no_preempt = 0;
   bool firing_timers = false;   // in run_due: what timers ready displaces runnext to a soon slot
+  std::int64_t timers_now = 0;  // the clock read by reschedule that found a timer due (0: none)
   bool on_system_stack = false;  // a goroutine runs on_system_stack's fn on g0's stack
   Pending pending;
   Note park;                    // stopm sleeps here
