@@ -44,7 +44,6 @@ std::mutex g_run_mu;  // one run() at a time
 std::atomic<std::int32_t> g_foreign_blocked{0};  // plain threads blocked in a gort primitive
 int g_default_procs = 0;  // maxprocs(n) outside run()
 
-
 // A P's counters are written only by its owner: a plain load and store (no locked
 // instruction on the switch path); readers may see a slightly stale value.
 inline void owner_bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
@@ -1290,7 +1289,9 @@ Runtime* runtime() noexcept { return g_rt.load(std::memory_order_acquire); }
 std::int64_t count_goroutines(Runtime* rt) noexcept {
   std::int64_t n = rt->ngoroutines.load(std::memory_order_relaxed);
   const std::int32_t np = rt->nallp.load(std::memory_order_acquire);
-  for (std::int32_t i = 0; i < np; ++i) n += rt->allp[i].load(std::memory_order_acquire)->ngoroutines_delta.load(std::memory_order_relaxed);
+  for (std::int32_t i = 0; i < np; ++i) {
+    n += rt->allp[i].load(std::memory_order_acquire)->ngoroutines_delta.load(std::memory_order_relaxed);
+  }
   return std::max<std::int64_t>(n, 1);  // as Go's gcount: a sum taken mid-change may dip
 }
 
