@@ -1295,7 +1295,6 @@ std::int64_t count_goroutines(Runtime* rt) noexcept {
   return std::max<std::int64_t>(n, 1);  // as Go's gcount: a sum taken mid-change may dip
 }
 
-
 namespace {
 struct SystemStackCall {
   void (*fn)(void*) noexcept;

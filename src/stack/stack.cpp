@@ -12,6 +12,8 @@
 #include <cstring>
 #include <system_error>
 
+#include "sched/sanitizer.hpp"
+
 #if __has_include(<valgrind/valgrind.h>) && !defined(GORT_NO_VALGRIND)
 #include <valgrind/valgrind.h>
 #define GORT_STACK_REGISTER(lo, hi) VALGRIND_STACK_REGISTER(lo, hi)
@@ -38,6 +40,14 @@ std::size_t page_size() noexcept {
 namespace {
 
 std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
+
+// Gives stack address space back. Under ASan its shadow is cleared first: goroutine frames
+// leave redzones poisoned there, and the next mapping the kernel puts at these addresses
+// (a file libdw maps, say) would otherwise read as a stack overflow.
+void unmap_stack_space(void* p, std::size_t len) noexcept {
+  sched::san::unpoison(p, len);
+  munmap(p, len);
+}
 
 // Advises many ranges of this process in one system call: process_madvise(2) on
 // PIDFD_SELF_THREAD_GROUP (Linux 6.15; 6.13 opened every advice to the caller's own
@@ -123,10 +133,10 @@ StackAllocator::StackAllocator(std::size_t default_size)
 StackAllocator::~StackAllocator() {
   for (const Stack& s : deferred_odd_) {
     GORT_STACK_DEREGISTER(s.valgrind_id);
-    munmap(s.lo - guard_, s.size() + guard_);
+    unmap_stack_space(s.lo - guard_, s.size() + guard_);
   }
   for (unsigned id : valgrind_ids_) GORT_STACK_DEREGISTER(id);
-  for (auto [base, len] : slabs_) munmap(base, len);
+  for (auto [base, len] : slabs_) unmap_stack_space(base, len);
 }
 
 void StackAllocator::apply_guard(char* slot_lo, Stack& s) {
@@ -306,7 +316,7 @@ void StackAllocator::free_odd(Stack s) noexcept {
   }
   if (s.guard == Guard::mprotect) mprotect_budget_.fetch_add(1, std::memory_order_relaxed);
   GORT_STACK_DEREGISTER(s.valgrind_id);
-  munmap(s.lo - guard_, s.size() + guard_);
+  unmap_stack_space(s.lo - guard_, s.size() + guard_);
 }
 
 bool StackAllocator::in_guard(const void* p, const Stack& s) const noexcept {
