@@ -21,6 +21,8 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "debug/hooks.hpp"
 #include "debug/trace.hpp"
@@ -46,10 +48,8 @@ int g_default_procs = 0;  // maxprocs(n) outside run()
 
 // A P's counters are written only by its owner: a plain load and store (no locked
 // instruction on the switch path); readers may see a slightly stale value.
-inline void owner_bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
-  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-}
-inline void owner_add(std::atomic<std::int64_t>& c, std::int64_t n) noexcept {
+template <class T>
+inline void owner_bump(std::atomic<T>& c, std::type_identity_t<T> n = 1) noexcept {
   c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
 
@@ -667,7 +667,7 @@ void reschedule(M* m, G* cur, AfterSwitch what, bool (*commit)(G*, void*) = null
   }
   g->status.store(GStatus::dead, std::memory_order_relaxed);
   if (m->p) {
-    owner_add(m->p->ngoroutines_delta, -1);
+    owner_bump(m->p->ngoroutines_delta, -1);
   } else {
     rt->ngoroutines.fetch_sub(1, std::memory_order_relaxed);
   }
@@ -878,9 +878,7 @@ G* findrunnable(Runtime* rt, M* m) {
       if (P* np = pidleget_locked(rt)) acquirep(m, np);
       continue;
     }
-    m->timers_now = timers_now;
-    check_timers(m, p);
-    m->timers_now = 0;  // unused when no timer is pending
+    check_timers(m, p, timers_now);
     if (G* g = pick_local(rt, p)) return g;
     if (rt->runq_size.load(std::memory_order_relaxed) > 0) {
       RuntimeLockGuard l(rt->lock);
@@ -1379,13 +1377,13 @@ void preempt_check_slow() noexcept {
   reschedule(m, g, AfterSwitch::to_global);
 }
 
-void run_due_timers(M* m, P* p) noexcept {
+void run_due_timers(M* m, P* p, std::int64_t now) noexcept {
   // Timer functions run here on whatever goroutine resumed (or g0), some holding locks (an
   // after_func spawns under its timer's lock): a preemption request must wait, or the
   // lock's holder would sit in a run queue while its waiters block their threads.
   ++m->no_preempt;
   m->firing_timers = true;
-  const std::int64_t now = m->timers_now != 0 ? std::exchange(m->timers_now, 0) : monotonic_ns();
+  if (now == 0) now = monotonic_ns();
   time_impl::run_due(p->timers, now);
   m->firing_timers = false;
   --m->no_preempt;
@@ -1513,7 +1511,7 @@ void spawn_commit(void* gp) noexcept {
   Runtime* rt = g_rt.load(std::memory_order_relaxed);
   const bool in_goroutine = m && m->curg;
   if (in_goroutine && m->p) {
-    owner_add(m->p->ngoroutines_delta, 1);
+    owner_bump(m->p->ngoroutines_delta, 1);
   } else {
     rt->ngoroutines.fetch_add(1, std::memory_order_relaxed);
   }

@@ -343,9 +343,10 @@ inline void consume_preempt(G* g) noexcept {
 void timer_added(Runtime* rt, std::int64_t when) noexcept;
 // Runs due timers of p, held by the calling M (from the scheduler; free when none are
 // pending, one clock read when some are).
-void run_due_timers(M* m, P* p) noexcept;
-inline void check_timers(M* m, P* p) noexcept {
-  if (p->timers.timer0_when.load(std::memory_order_relaxed) != 0) run_due_timers(m, p);
+// `now`: a clock reading to fire at, if the caller has a fresh one (0: read the clock).
+void run_due_timers(M* m, P* p, std::int64_t now = 0) noexcept;
+inline void check_timers(M* m, P* p, std::int64_t now = 0) noexcept {
+  if (p->timers.timer0_when.load(std::memory_order_relaxed) != 0) run_due_timers(m, p, now);
 }
 
 // Runs fn(arg) on the M's thread stack below g0's frames (Go's systemstack) when called from
