@@ -65,27 +65,40 @@ std::uint64_t next_rand(M* m) noexcept {
 
 // ---- G allocation --------------------------------------------------------------------
 
-constexpr int kGSlab = 128;
+// G descriptors come in slabs that grow with their number (each as many again as exist,
+// from kGSlabMin to kGSlabMax): each slab is an allocation that may take the address
+// space's lock (glibc grows its heap with mprotect, or maps a large block), which waits for
+// every other thread's stack population. Fixed slabs of 128 made 8,000 such calls for a
+// million goroutines; growing ones make about 130.
+constexpr std::size_t kGSlabMin = 128, kGSlabMax = 8192;
 constexpr int kGFreeBatch = 32;  // Gs moved between a P's free list and the global one
 
 // Requires rt->gfree_lock (taken before rt->lock, never inside it). The global free list
 // and the global run queue can each hold every G ever made, so putting a G on either never
 // allocates; both grow here, before the slab's Gs can be taken.
 void alloc_g_slab_locked(Runtime* rt) {
-  G* slab = new G[kGSlab];
+  std::size_t n;
+  {
+    RuntimeLockGuard g(rt->allg_lock);
+    n = std::clamp(rt->allgs.size(), kGSlabMin, kGSlabMax);
+  }
+  G* slab = new G[n];
   std::size_t total;
   {
     RuntimeLockGuard g(rt->allg_lock);
-    rt->gfree.reserve(rt->allgs.size() + kGSlab);
+    // Doubling, as GRing::reserve does: an exact reserve would reallocate (a large block:
+    // mmap, copy, munmap) at every slab.
+    const std::size_t need = rt->allgs.size() + n;
+    if (need > rt->gfree.capacity()) rt->gfree.reserve(std::max(need, 2 * rt->gfree.capacity()));
     rt->gslabs.push_back(slab);
-    for (int i = 0; i < kGSlab; ++i) rt->allgs.push_back(&slab[i]);
+    for (std::size_t i = 0; i < n; ++i) rt->allgs.push_back(&slab[i]);
     total = rt->allgs.size();
   }
   {
     RuntimeLockGuard l(rt->lock);
     rt->runq.reserve(total);
   }
-  for (int i = kGSlab - 1; i >= 0; --i) {
+  for (std::size_t i = n; i-- > 0;) {
     san::release(&slab[i]);  // its construction happens before its first user (gfget)
     rt->gfree.push_back(&slab[i]);
   }
