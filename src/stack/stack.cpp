@@ -136,7 +136,7 @@ StackAllocator::~StackAllocator() {
     unmap_stack_space(s.lo - guard_, s.size() + guard_);
   }
   for (unsigned id : valgrind_ids_) GORT_STACK_DEREGISTER(id);
-  for (auto [base, len] : slabs_) unmap_stack_space(base, len);
+  for (auto [base, len] : reservations_) unmap_stack_space(base, len);
 }
 
 void StackAllocator::apply_guard(char* slot_lo, Stack& s) {
@@ -153,11 +153,17 @@ void StackAllocator::apply_guard(char* slot_lo, Stack& s) {
 }
 
 void StackAllocator::new_slab() {
-  const std::size_t len = slot_ * kSlabStacks;
-  void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "gort: cannot reserve goroutine stacks");
-  auto* base = static_cast<char*>(p);
-  slabs_.emplace_back(base, len);
+  if (carve_next_ == carve_end_) {
+    const std::size_t stacks = reservations_.empty() ? kSlabStacks : std::min(2 * reservations_.back().second / slot_, kReservationMaxStacks);
+    const std::size_t len = slot_ * stacks;
+    void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "gort: cannot reserve goroutine stacks");
+    reservations_.emplace_back(static_cast<char*>(p), len);
+    carve_next_ = static_cast<char*>(p);
+    carve_end_ = carve_next_ + len;
+  }
+  char* const base = carve_next_;
+  carve_next_ += slot_ * kSlabStacks;
   std::size_t guarded = 0;  // slots [0, guarded) have their kernel guard already
   if (best_ == Guard::kernel_guard) {
     iovec guards[kSlabStacks];

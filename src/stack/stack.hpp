@@ -5,8 +5,10 @@
 //   The guard is one of: a MADV_GUARD_INSTALL region (Linux 6.13+, costs no kernel mapping),
 //   an mprotect(PROT_NONE) page (costs ~2 of the vm.max_map_count mappings, so only a
 //   budget of stacks get one), or a canary word at lo checked at every switch away.
-// - Default-size stacks come from slabs (kSlabStacks stacks per mmap) and are never
-//   unmapped while the runtime lives; they circulate between per-P caches (LIFO, so the
+// - Default-size stacks come from slabs of kSlabStacks, carved from reservations that
+//   double from one slab to kReservationMaxStacks (one mmap each: mapping takes the address
+//   space's lock for writing, which waits for every thread's stack population), and are
+//   never unmapped while the runtime lives; they circulate between per-P caches (LIFO, so the
 //   next goroutine reuses pages still resident) and the global pool. Odd-size stacks
 //   are mapped and unmapped one by one; while a goroutine dump reads stacks, their
 //   unmapping waits until it ends.
@@ -156,11 +158,14 @@ class StackAllocator {
   std::atomic<std::uint64_t> release_calls_{0};
   std::atomic<int> foreign_readers_{0};  // written under lock_
   std::vector<Stack> deferred_odd_;      // guarded by lock_: frees waiting for readers
-  std::vector<std::pair<char*, std::size_t>> slabs_;  // guarded by lock_
+  std::vector<std::pair<char*, std::size_t>> reservations_;  // guarded by lock_
+  char* carve_next_ = nullptr;  // guarded by lock_: the next slab in the newest reservation
+  char* carve_end_ = nullptr;   // guarded by lock_
   std::vector<unsigned> valgrind_ids_;                // guarded by lock_; slab stacks' registrations
 };
 
 inline constexpr std::size_t kSlabStacks = 64;
+inline constexpr std::size_t kReservationMaxStacks = 2048;  // 128 MiB of 64 KiB slots
 inline constexpr std::size_t kPoolResidentMax = 4096;
 // Stacks released per trim_excess call: between calls an idle M sees whether it was woken,
 // so this bounds how long new work waits for it (a run of unrelated stacks costs a madvise,
