@@ -164,20 +164,11 @@ void StackAllocator::new_slab() {
   }
   char* const base = carve_next_;
   carve_next_ += slot_ * kSlabStacks;
-  std::size_t guarded = 0;  // slots [0, guarded) have their kernel guard already
-  if (best_ == Guard::kernel_guard) {
-    iovec guards[kSlabStacks];
-    for (std::size_t i = 0; i < kSlabStacks; ++i) guards[i] = iovec{base + i * slot_, guard_};
-    guarded = advise_ranges(guards, kSlabStacks, MADV_GUARD_INSTALL, guard_batch_refused);
-  }
-  // Push in reverse so the pool (LIFO) hands out the slab's stacks in address order.
+  // Push in reverse so the pool (LIFO) hands out the slab's stacks in address order. Their
+  // guards go in when get_batch hands them out, outside the lock.
   for (std::size_t i = kSlabStacks; i-- > 0;) {
     char* slot = base + i * slot_;
-    Stack s{slot + guard_, slot + slot_, Guard::canary, true};
-    if (i < guarded)
-      s.guard = Guard::kernel_guard;
-    else
-      apply_guard(slot, s);
+    Stack s{slot + guard_, slot + slot_, Guard::pending, true};
     s.valgrind_id = GORT_STACK_REGISTER(s.lo, s.hi);
     valgrind_ids_.push_back(s.valgrind_id);
     pool_.push_back(s);
@@ -190,6 +181,10 @@ void StackAllocator::get_batch(Stack* out, std::size_t n) {
   // Top pages to fault in ahead, in one system call: stacks never used, or released.
   iovec cold[StackCache::kBatch];
   std::size_t n_cold = 0;
+  // Fresh stacks' guard regions, installed in one system call too.
+  iovec guards[StackCache::kBatch];
+  Stack* unguarded[StackCache::kBatch];
+  std::size_t n_unguarded = 0;
   {
     sched::RuntimeLockGuard g(lock_);
     for (std::size_t i = 0; i < n; ++i) {
@@ -198,11 +193,27 @@ void StackAllocator::get_batch(Stack* out, std::size_t n) {
       if (pool_.size() <= trim_hi_) new_slab();
       out[i] = pool_.back();
       if (!pool_deepest_.back() && n_cold < std::size(cold)) cold[n_cold++] = iovec{out[i].hi - page_size(), page_size()};
+      if (out[i].guard == Guard::pending) {
+        if (n_unguarded < std::size(guards)) {
+          guards[n_unguarded] = iovec{out[i].lo - guard_, guard_};
+          unguarded[n_unguarded++] = &out[i];
+        } else {
+          apply_guard(out[i].lo - guard_, out[i]);
+        }
+      }
       pool_.pop_back();
       pool_deepest_.pop_back();
       pool_freed_at_.pop_back();
     }
     trimmed_ = std::min(trimmed_, pool_.size());
+  }
+  std::size_t guarded = 0;
+  if (best_ == Guard::kernel_guard) guarded = advise_ranges(guards, n_unguarded, MADV_GUARD_INSTALL, guard_batch_refused);
+  for (std::size_t i = 0; i < n_unguarded; ++i) {
+    if (i < guarded)
+      unguarded[i]->guard = Guard::kernel_guard;
+    else
+      apply_guard(unguarded[i]->lo - guard_, *unguarded[i]);
   }
   // Each goroutine's first frames fault in its stack's top page: ~15 µs apiece on a VM with
   // shadow page tables, where MADV_POPULATE_WRITE costs ~1 µs a page in a batch and the

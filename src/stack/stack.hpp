@@ -21,9 +21,12 @@
 //   pool_[0, trimmed_) are released, pool_[trimmed_, size) resident; LIFO from the back, so
 //   the times stacks were freed ascend from the bottom and the oldest is released first.
 //   A stack being released (madvise runs outside the lock) is never handed out meanwhile.
+// - A stack is guarded from when it is first handed out (get_batch); until then it sits in
+//   the pool as Guard::pending. Installing guards is done outside the lock: the other Ms
+//   refilling their caches never wait for those system calls.
 // - System calls are batched where the kernel allows (process_madvise on the process
-//   itself, Linux 6.15+): a new slab's guards are one call, and each refill of a P's cache
-//   populates the top pages of the cold stacks it takes in one call, outside the lock.
+//   itself, Linux 6.15+): each refill of a P's cache installs the guards of the fresh
+//   stacks it takes in one call and populates the top pages of the cold ones in another.
 //   Where the kernel refuses, guards fall back to one madvise each and population is skipped.
 // - Under valgrind every stack is registered (VALGRIND_STACK_REGISTER) from its mapping to
 //   its unmapping: otherwise a switch between two stacks of one slab looks to valgrind like
@@ -39,7 +42,8 @@
 
 namespace gort::stack {
 
-enum class Guard : std::uint8_t { kernel_guard, mprotect, canary };
+// `pending`: a fresh stack in the pool whose guard goes in when it is handed out.
+enum class Guard : std::uint8_t { kernel_guard, mprotect, canary, pending };
 
 inline constexpr std::uint64_t kCanary = 0x676f72745f737463ull;  // "gort_stc"
 
