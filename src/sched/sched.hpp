@@ -229,7 +229,12 @@ struct Runtime {
 
   RuntimeLock allg_lock;
   std::vector<G*> allgs;                     // guarded by allg_lock; append-only
-  std::vector<G*> gslabs;                    // guarded by allg_lock
+  struct GSlab {
+    G* gs;
+    std::size_t n;
+    std::size_t mapped_bytes;  // its own mapping's size (huge pages); 0: from new G[n]
+  };
+  std::vector<GSlab> gslabs;                 // guarded by allg_lock
 
   std::atomic<std::int64_t> goid_gen{0};
   std::atomic<std::int64_t> ngoroutines{0};  // main, and goroutines started without a P; see P::ngoroutines_delta
