@@ -11,6 +11,8 @@
     .p2align 4
 gort_ctx_switch:            /* rdi = save, rsi = load, rdx = pass (returned in rax) */
     .cfi_startproc
+    stmxcsr 64(%rdi)        /* first: the slowest stores, compared against below */
+    fnstcw  68(%rdi)
     movq    (%rsp), %rax    /* our return address becomes the resume address */
     leaq    8(%rsp), %rcx   /* rsp as it will be after that return */
     movq    %rcx,  0(%rdi)
@@ -21,8 +23,6 @@ gort_ctx_switch:            /* rdi = save, rsi = load, rdx = pass (returned in r
     movq    %r13, 40(%rdi)
     movq    %r14, 48(%rdi)
     movq    %r15, 56(%rdi)
-    stmxcsr 64(%rdi)
-    fnstcw  68(%rdi)
 
     movq     0(%rsi), %rsp
     movq     8(%rsi), %rbp
