@@ -1,5 +1,5 @@
 # gort — the front door. `make demo` and `make test` are all a new machine needs.
-.PHONY: all demo build test test-release test-asan test-tsan test-arm64 test-consumer bench bench-http bench-quick deps clean
+.PHONY: all demo build test test-release test-asan test-tsan test-arm64 test-consumer bench bench-http bench-scaling bench-quick deps clean
 
 JOBS ?= $(shell nproc)
 BUILD := build/release
@@ -31,6 +31,13 @@ bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory build
 	@python3 bench/compare.py $(BUILD)
+
+# fib's scaling curve, maxprocs 1, 2, 4, 8 and 16, beside Go's (for a machine with 16+ cores;
+# bench/device-scaling.sh packs and runs the same on one that cannot build).
+bench-scaling:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory build
+	@python3 bench/compare.py $(BUILD) --impls gort,go --filter '^fib/' --procs 1,2,4,8,16
 
 # gort's examples/http_hello against Go's net/http under wrk (bench/http_compare.py).
 bench-http:

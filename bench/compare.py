@@ -2,6 +2,7 @@
 """Runs the gort, Go and Boost.Fiber benchmark programs side by side and compares them.
 
     python3 bench/compare.py [BUILD_DIR] [--runs N] [--filter REGEX] [--quick]
+                             [--procs 1,2,4,8,16]
 
 BUILD_DIR is the C++ build directory (default build/release) holding bench/gort_<workload>
 and bench/boost_<workload>; this script builds nothing there. It builds the Go programs
@@ -14,6 +15,10 @@ Every program prints `RESULT <value> <unit> <metric>` lines. Metrics are lower-i
 so ratio = gort median / Go median < 1 means gort is faster (or smaller), except those a
 workload lists as `higher` (rates such as tcp_echo's round trips/s): they are marked ↑ in
 the table, and their ratio (still gort / Go) favours gort above 1.
+With --procs, every selected workload runs at those maxprocs instead of its own, and a
+second table gives each implementation's scaling curve: for every lower-is-better time
+metric, the median at the fewest procs divided by the median at each count (the speedup;
+`make bench-scaling` runs fib this way at 1, 2, 4, 8 and 16).
 Exit status is non-zero when any program fails, times out or omits a metric.
 Python 3 standard library only.
 """
@@ -46,6 +51,12 @@ class Workload:
     boost: bool = False  # a Boost.Fiber version exists
     note: str = ""
     higher: tuple = ()   # metrics where higher is better (rates); marked ↑ in the table
+    # Each measured run follows an unmeasured run of the same program. For workloads that
+    # touch gigabytes of fresh memory: on VMs that hand freed guest pages back to the host,
+    # a page the host must back again costs several µs at its first touch, and in plain
+    # alternation the runtime with the smaller footprint always reuses pages the other one
+    # just freed (the gort run of `parked` needs 4.4 GB, Go's 2.7 GB).
+    warmup: bool = False
 
 
 WORKLOADS = [
@@ -56,7 +67,8 @@ WORKLOADS = [
     Workload("fib", (1, 2), [32, 8], [22, 8], ["total_ms"],
              note="fib(32), a goroutine per call above cutoff 8"),
     Workload("parked", (2,), [1_000_000], [10_000], ["rss_per_g", "create_ms", "total_ms"],
-             note="1M goroutines blocked on one WaitGroup at once"),
+             note="1M goroutines blocked on one WaitGroup at once; each measured run "
+                  "follows a warm-up run of the same program", warmup=True),
     Workload("chan_pingpong", (1, 2), [1_000_000], [20_000], ["ns_per_roundtrip"], boost=True,
              note="round trip over two unbuffered channels"),
     Workload("chan_buffered", (1, 2), [10_000_000, 128], [200_000, 128], ["ns_per_item"],
@@ -158,6 +170,8 @@ def run_once(job: Job, impl: str, timeout: float, verbose: bool) -> None:
     prog = job.programs[impl]
     cmd = [str(prog), str(job.procs), *map(str, job.args)]
     try:
+        if job.workload.warmup:
+            subprocess.run(cmd, capture_output=True, timeout=timeout)
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         job.failed[impl] = f"timed out after {timeout:.0f} s: {' '.join(cmd)}"
@@ -219,6 +233,37 @@ def table(jobs: list) -> list:
     return out
 
 
+def scaling(jobs: list) -> list:
+    """Speedup of each implementation against its own run at the fewest procs, for every
+    workload run at several procs (time metrics: lower is better)."""
+    by_workload = {}
+    for job in jobs:
+        by_workload.setdefault(job.workload.name, []).append(job)
+    header = ["workload", "metric", "procs", "gort median", "gort speedup", "Go median", "Go speedup"]
+    rows = []
+    for name, group in by_workload.items():
+        group = sorted(group, key=lambda j: j.procs)
+        if len(group) < 2:
+            continue
+        for mt in group[0].workload.metrics:
+            if mt in group[0].workload.higher or group[0].units.get(mt) not in ("ns", "us", "ms", "s"):
+                continue  # rates and sizes: not a time to divide
+            base = {i: median(group[0], i, mt) for i in ("gort", "go")}
+            for job in group:
+                cells = [name, mt, str(job.procs)]
+                for impl in ("gort", "go"):
+                    v = median(job, impl, mt)
+                    b = base[impl]
+                    cells += [f"{fmt(v)} {job.units.get(mt, '')}" if v is not None else "-",
+                              f"{b / v:.2f}x" if v and b else "-"]
+                rows.append(cells)
+    if not rows:
+        return []
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"
+    return [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in rows]
+
+
 def impl_ok(job: Job) -> bool:
     return "gort" not in job.failed and "go" not in job.failed
 
@@ -238,10 +283,16 @@ def main() -> int:
                          "skipped silently where not built)")
     ap.add_argument("--go-dir", default=str(REPO / "build" / "bench-go"),
                     help="where the Go programs are built (default: build/bench-go)")
+    ap.add_argument("--prebuilt-go", action="store_true",
+                    help="use the Go programs already in --go-dir, without a Go toolchain "
+                         "(a machine that cannot install one: see bench/device-scaling.sh)")
     ap.add_argument("--output", default=str(REPO / "build" / "bench-results.md"),
                     help="markdown results file (default: build/bench-results.md)")
     ap.add_argument("--timeout", type=float, default=None,
                     help="seconds per program run (default 600; 60 with --quick)")
+    ap.add_argument("--procs", default=None,
+                    help="comma-separated maxprocs to run every selected workload at, e.g. "
+                         "1,2,4,8,16; adds a scaling table (speedup against the fewest)")
     ap.add_argument("--list", action="store_true", help="list the workloads and exit")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every run's values")
     opts = ap.parse_args()
@@ -253,12 +304,18 @@ def main() -> int:
     if bad or runs < 1:
         ap.error(f"unknown implementation(s) {bad}" if bad else "--runs must be >= 1")
     pattern = re.compile(opts.filter) if opts.filter else None
+    try:
+        procs_override = [int(p) for p in opts.procs.split(",")] if opts.procs else None
+    except ValueError:
+        ap.error(f"--procs wants comma-separated integers, got {opts.procs!r}")
+    if procs_override and min(procs_override) < 1:
+        ap.error("--procs values must be >= 1")
 
     build_dir = resolve_dir(opts.build_dir)
     go_dir = resolve_dir(opts.go_dir)
     jobs = []
     for w in WORKLOADS:
-        for p in w.procs:
+        for p in (procs_override or w.procs):
             job = Job(w, p, w.quick_args if opts.quick else w.args, {})
             if pattern and not pattern.search(job.id):
                 continue
@@ -276,7 +333,7 @@ def main() -> int:
     if not jobs:
         sys.exit(f"compare.py: no workload matches --filter {opts.filter!r}")
 
-    if "go" in impls:
+    if "go" in impls and not opts.prebuilt_go:
         build_go(go_dir)
     for job in jobs:
         for impl in ("gort", "go"):
@@ -301,8 +358,12 @@ def main() -> int:
 
     failures = [(job.id, impl, why) for job in jobs for impl, why in job.failed.items()]
     lines = table(jobs)
+    curve = scaling(jobs) if procs_override else []
     print()
     print("\n".join(lines))
+    if curve:
+        print()
+        print("\n".join(curve))
     for jid, impl, why in failures:
         print(f"FAIL {jid} {impl}: {why}", file=sys.stderr)
 
@@ -313,7 +374,7 @@ def main() -> int:
         f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
         f"- machine: {cpu_model()}, {os.cpu_count()} CPUs, {uname.system} {uname.release}",
         f"- first-touch page fault: ~{fault_us:.2f} µs (dominates spawn_join/parked when high)",
-        f"- Go: {go_version()}",
+        f"- Go: {go_version() if not opts.prebuilt_go else 'prebuilt in ' + str(go_dir)}",
         f"- runs per program: {runs} (interleaved), median shown"
         + ("; --quick sizes" if opts.quick else ""),
         f"- elapsed: {time.monotonic() - started:.0f} s",
@@ -324,6 +385,7 @@ def main() -> int:
         "",
         *lines,
         "",
+        *(["## Scaling (speedup against the fewest procs)", "", *curve, ""] if curve else []),
         "## Workloads",
         "",
         *[f"- `{w.name}` ({' '.join(map(str, w.quick_args if opts.quick else w.args))}): "
