@@ -71,12 +71,12 @@ std::uint64_t next_rand(M* m) noexcept {
 // from kGSlabMin to kGSlabMax): each slab is an allocation that may take the address
 // space's lock (glibc grows its heap with mprotect, or maps a large block), which waits for
 // every other thread's stack population. Fixed slabs of 128 made 8,000 such calls for a
-// million goroutines; growing ones make about 130.
+// million goroutines; growing ones make about 70.
 // A slab of a huge page or more is a mapping of its own, aligned to and filling whole huge
 // pages, advised for transparent huge pages (where the kernel grants them: THP "madvise"
 // or "always"). A slab is built by the spawner under gfree_lock, so its page faults hold
-// up every spawn: one 4 KiB fault per ten descriptors cost more than half of the time to
-// create a million parked goroutines; one 2 MiB fault serves 5,461.
+// up every spawn: with 4 KiB pages one fault per ten descriptors, with huge pages one per
+// 5,461 (docs/design.md gives the figures).
 constexpr std::size_t kGSlabMin = 128, kGSlabMax = 16384;
 constexpr std::size_t kHugePageBytes = std::size_t(2) << 20;
 
