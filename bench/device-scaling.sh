@@ -6,6 +6,8 @@
 #                                  the shared libraries gort_fib needs into .device-bench/
 #   bench/device-scaling.sh run    there (with .device-bench carried along): runs
 #                                  compare.py --procs 1,2,4,8,16 on the packed programs
+# `run` reads PROCS (default 1,2,4,8,16), RUNS (5) and OUT, the folder for scaling.md
+# (default .device-bench; the device tool's own $OUT, when set, so the table comes back).
 # `make bench-scaling` does the same on a machine that can build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,5 +34,5 @@ case "${1:-}" in
         --filter '^fib/' --procs "${PROCS:-1,2,4,8,16}" --runs "${RUNS:-5}" \
         --output "${OUT:-$out}/scaling.md"
     ;;
-  *) sed -n '2,9p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,11p' "$0" >&2; exit 2 ;;
 esac
