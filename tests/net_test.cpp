@@ -4,6 +4,7 @@
 // loopback only. Every test checks that it left no descriptor open.
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -20,6 +21,7 @@
 
 #include <gort/net.hpp>
 
+#include "netpoll/netpoll.hpp"
 #include "test_util.hpp"
 
 using namespace std::chrono_literals;
@@ -970,6 +972,95 @@ TEST_P(Net, PlainThreadDialsAGoroutineServer) {
       wg.wait();
     });
   });
+}
+
+// Each P's fds live in the epoll instance of its home, and what they wake runs on the P that
+// polls it: connections opened on every P, served after all but one P are retired, lose
+// nothing (the remaining P polls the homes of the retired ones too).
+TEST_P(Net, ConnectionsOpenedOnEveryPAreServedAfterMaxprocsShrinks) {
+  run([] {
+    without_fd_leaks([] {
+      const int procs = gort::maxprocs();
+      const int n = 64;
+      gort::net::Listener ln = gort::net::listen("tcp", "127.0.0.1:0");
+      gort::WaitGroup server;
+      server.go([&] {
+        for (int i = 0; i < n; ++i) {
+          server.go([c = ln.accept()]() mutable {
+            for (std::string req; !(req = read_n(c, 4)).empty();) c.write(req);
+          });
+        }
+      });
+      // Dials from goroutines that yield in between, so they run on every P.
+      std::vector<gort::net::Conn> conns(n);
+      gort::WaitGroup dialed;
+      for (int i = 0; i < n; ++i) {
+        dialed.go([&, i] {
+          gort::yield();
+          conns[std::size_t(i)] = gort::net::dial("tcp", ln.addr());
+        });
+      }
+      dialed.wait();
+      gort::maxprocs(1);
+      gort::WaitGroup clients;
+      std::atomic<int> ok{0};
+      for (int i = 0; i < n; ++i) {
+        clients.go([&, i] {
+          gort::net::Conn& c = conns[std::size_t(i)];
+          char req[5];
+          for (int round = 0; round < 8; ++round) {
+            std::snprintf(req, sizeof req, "%02d%02d", i, round);
+            c.write(std::string_view(req, 4));
+            if (read_n(c, 4) != std::string_view(req, 4)) return;
+          }
+          ++ok;
+        });
+      }
+      clients.wait();
+      EXPECT_EQ(ok.load(), n);
+      gort::maxprocs(procs);
+      for (gort::net::Conn& c : conns) c.close();
+      server.wait();
+    });
+  });
+}
+
+// An accepted socket's home is the P last seen on the CPU that handled its packets
+// (SO_INCOMING_CPU): for a loopback connection, where its peer wrote from.
+TEST(NetpollHomes, AcceptedSocketsHomeIsThePLastSeenOnTheirIncomingCpu) {
+  cpu_set_t saved;
+  ASSERT_EQ(::sched_getaffinity(0, sizeof saved, &saved), 0);
+  const int cpu = ::sched_getcpu();
+  ASSERT_GE(cpu, 0);
+  cpu_set_t here;
+  CPU_ZERO(&here);
+  CPU_SET(cpu, &here);
+  ASSERT_EQ(::sched_setaffinity(0, sizeof here, &here), 0);  // the handshake runs on `cpu`
+  gort::netpoll::note_cpu(5);
+  const int ls = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  ASSERT_EQ(::bind(ls, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::listen(ls, 1), 0);
+  ASSERT_EQ(::getsockname(ls, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  const int c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_EQ(::connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  const int a = ::accept4(ls, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(a, 0);
+  ASSERT_EQ(::write(c, "x", 1), 1);
+  int incoming = -1;
+  socklen_t ilen = sizeof incoming;
+  if (::getsockopt(a, SOL_SOCKET, SO_INCOMING_CPU, &incoming, &ilen) == 0 && incoming >= 0) {
+    EXPECT_EQ(incoming, cpu);
+    EXPECT_EQ(gort::netpoll::incoming_home(a), 5);
+  } else {
+    EXPECT_EQ(gort::netpoll::incoming_home(a), -1) << "no SO_INCOMING_CPU (an emulator): no guess";
+  }
+  gort::netpoll::note_cpu(0);
+  for (int fd : {a, c, ls}) ::close(fd);
+  ASSERT_EQ(::sched_setaffinity(0, sizeof saved, &saved), 0);
 }
 
 TEST_P(Net, AcceptBacksOffWhenOutOfDescriptors) {

@@ -156,10 +156,10 @@ std::string sock_name(int fd) {
 }
 
 // Registers s with the poller and wraps it; on failure closes s.
-NetFd* new_fd(int s, std::string_view network, Failure& f) noexcept {
+NetFd* new_fd(int s, std::string_view network, Failure& f, int home = -1) noexcept {
   netpoll::PollDesc* pd = nullptr;
   try {
-    pd = netpoll::open(s);
+    pd = netpoll::open(s, home);
   } catch (const std::system_error& e) {
     ::close(s);
     f.ec = e.code();
@@ -616,7 +616,7 @@ Conn Listener::accept(std::error_code& ec) {
   NetFd* c = nullptr;
   if (s >= 0) {
     Failure f;
-    c = new_fd(s, fd->net, f);
+    c = new_fd(s, fd->net, f, netpoll::incoming_home(s));
     if (!c) {
       ec = f.ec;
     } else {

@@ -7,10 +7,13 @@
 // under the descriptor's lock; timers fire without any heap lock held).
 #include "netpoll/netpoll.hpp"
 
+#include <sched.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -31,6 +34,7 @@ using sched::Waiter;
 struct PollDesc {
   RuntimeLock lock;
   int fd = -1;
+  int epfd = -1;  // the home epoll fd is registered in
   std::uint32_t index = 0;
   std::atomic<std::uint32_t> seq{0};  // generation; events with another one are stale
   // All below guarded by lock.
@@ -51,6 +55,8 @@ namespace {
 constexpr std::uint32_t kChunk = 256;
 constexpr std::uint32_t kMaxChunks = 1u << 14;  // 4M descriptors
 constexpr std::uint64_t kBreakTag = ~std::uint64_t(0);
+constexpr std::uint64_t kHomeTag = std::uint64_t(1) << 63;  // | home: a home epoll has events
+constexpr int kMaxHomes = 64;
 
 struct Poller {
   std::once_flag init_once;
@@ -59,6 +65,10 @@ struct Poller {
   std::atomic<bool> break_pending{false};
   std::atomic<std::int64_t> waiters{0};
   std::atomic<std::uint64_t> total_waits{0};
+  // One epoll instance per usable CPU (at most kMaxHomes), each registered in the master
+  // `epfd`, all made by init() and never closed. P i's fds go to homes[i % nhomes].
+  int nhomes = 0;
+  std::array<int, kMaxHomes> homes{};
   std::atomic<std::int64_t> last_poll{1};  // 0 while an M blocks in poll()
   RuntimeLock pool_lock;
   PollDesc* free_list = nullptr;            // guarded by pool_lock
@@ -87,6 +97,18 @@ void init() {
     ev.data.u64 = kBreakTag;
     if (::epoll_ctl(ep, EPOLL_CTL_ADD, bf, &ev) < 0)
       throw std::system_error(errno, std::generic_category(), "netpoll: epoll_ctl(eventfd)");
+    cpu_set_t cpus;
+    const int ncpu = ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+    pl.nhomes = std::clamp(ncpu, 1, kMaxHomes);
+    for (int h = 0; h < pl.nhomes; ++h) {
+      const int e = ::epoll_create1(EPOLL_CLOEXEC);
+      if (e < 0) throw std::system_error(errno, std::generic_category(), "netpoll: epoll_create1");
+      ev.events = EPOLLIN;  // level-triggered: the master reports a home while it has events
+      ev.data.u64 = kHomeTag | std::uint64_t(h);
+      if (::epoll_ctl(ep, EPOLL_CTL_ADD, e, &ev) < 0)
+        throw std::system_error(errno, std::generic_category(), "netpoll: epoll_ctl(home)");
+      pl.homes[std::size_t(h)] = e;
+    }
     pl.breakfd = bf;
     pl.epfd.store(ep, std::memory_order_release);
   });
@@ -160,13 +182,44 @@ int state(PollDesc* pd, Mode mode) noexcept {
 
 }  // namespace
 
-PollDesc* open(int fd) {
+namespace {
+constexpr int kCpus = 1024;
+// CPU -> home + 1 of the P whose M was last seen there (0: none yet). Threads move between
+// CPUs, so this is a hint: a wrong guess costs locality, never an event.
+std::array<std::atomic<std::int16_t>, kCpus> g_cpu_home{};
+}  // namespace
+
+void note_cpu(int home) noexcept {
+  home %= kMaxHomes;
+  const int cpu = ::sched_getcpu();
+  if (cpu >= 0 && cpu < kCpus && g_cpu_home[cpu].load(std::memory_order_relaxed) != home + 1)
+    g_cpu_home[cpu].store(std::int16_t(home + 1), std::memory_order_relaxed);
+}
+
+int incoming_home(int fd) noexcept {
+  int cpu = -1;
+  socklen_t len = sizeof cpu;
+  if (::getsockopt(fd, SOL_SOCKET, SO_INCOMING_CPU, &cpu, &len) != 0 || cpu < 0 || cpu >= kCpus) return -1;
+  return g_cpu_home[cpu].load(std::memory_order_relaxed) - 1;
+}
+
+PollDesc* open(int fd, int home) {
   init();
+  if (home < 0) {
+    // The opener's P: a dialed socket's packets are first handled on this CPU.
+    sched::san::IgnoreAccesses ignore;
+    sched::M* m = sched::this_m();
+    home = m && m->p ? m->p->id : 0;
+    if (m && m->p) note_cpu(home);
+  }
+  Poller& pl = poller();
+  const int home_fd = pl.homes[std::size_t(home % pl.nhomes)];
   PollDesc* pd = alloc();
   std::uint32_t seq;
   {
     RuntimeLockGuard l(pd->lock);
     pd->fd = fd;
+    pd->epfd = home_fd;
     pd->closing = false;
     pd->rready = pd->wready = false;
     pd->unclean = false;
@@ -181,7 +234,7 @@ PollDesc* open(int fd) {
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.u64 = (std::uint64_t(pd->index) << 32) | seq;
-  if (::epoll_ctl(poller().epfd.load(std::memory_order_acquire), EPOLL_CTL_ADD, fd, &ev) < 0) {
+  if (::epoll_ctl(home_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
     const int err = errno;
     close(pd);
     release(pd);
@@ -204,7 +257,7 @@ void close(PollDesc* pd) noexcept {
     w = take(pd->wwait);
   }
   // EPOLL_CTL_DEL fails harmlessly if the fd was never added (open's error path).
-  ::epoll_ctl(poller().epfd.load(std::memory_order_acquire), EPOLL_CTL_DEL, pd->fd, nullptr);
+  ::epoll_ctl(pd->epfd, EPOLL_CTL_DEL, pd->fd, nullptr);
   wake(r);
   wake(w);
 }
@@ -294,24 +347,11 @@ void break_poll() noexcept {
   (void)r;  // EAGAIN: the counter is already non-zero, a wakeup is pending anyway
 }
 
-int poll(std::int64_t delay_ns, sched::GQueue& out) noexcept {
+namespace {
+
+// Readies what n events of one epoll instance announce; a home's event polls that home.
+int deliver(epoll_event* events, int n, sched::GQueue& out) noexcept {
   Poller& pl = poller();
-  const int ep = pl.epfd.load(std::memory_order_acquire);
-  if (ep < 0) return 0;
-  int timeout_ms;
-  if (delay_ns < 0) {
-    timeout_ms = -1;
-  } else if (delay_ns == 0) {
-    timeout_ms = 0;
-  } else {
-    // Round up: waking before the timer is due would only make the M poll again.
-    const std::int64_t ms = (delay_ns + 999'999) / 1'000'000;
-    timeout_ms = ms > 1'000'000'000 ? 1'000'000'000 : int(ms);
-  }
-  if (timeout_ms != 0) pl.last_poll.store(0, std::memory_order_relaxed);
-  epoll_event events[128];
-  int n = ::epoll_wait(ep, events, 128, timeout_ms);
-  pl.last_poll.store(sched::monotonic_ns(), std::memory_order_relaxed);
   int count = 0;
   for (int i = 0; i < n; ++i) {
     const std::uint64_t tag = events[i].data.u64;
@@ -320,6 +360,12 @@ int poll(std::int64_t delay_ns, sched::GQueue& out) noexcept {
       ssize_t r = ::read(pl.breakfd, &v, sizeof v);
       (void)r;
       pl.break_pending.store(false, std::memory_order_release);
+      continue;
+    }
+    if (tag & kHomeTag) {
+      epoll_event inner[128];
+      const int k = ::epoll_wait(pl.homes[std::size_t(tag & ~kHomeTag)], inner, 128, 0);
+      if (k > 0) count += deliver(inner, k, out);
       continue;
     }
     PollDesc* pd = slot(std::uint32_t(tag >> 32));
@@ -350,6 +396,45 @@ int poll(std::int64_t delay_ns, sched::GQueue& out) noexcept {
     }
   }
   return count;
+}
+
+}  // namespace
+
+int poll_home(int p, int nprocs, sched::GQueue& out) noexcept {
+  Poller& pl = poller();
+  if (pl.epfd.load(std::memory_order_acquire) < 0) return 0;
+  // With fewer Ps than homes, P p also polls the homes no P maps to now (p + nprocs, ...):
+  // fds opened by Ps since retired stay there.
+  const int stride = std::max(nprocs, 1);
+  int count = 0;
+  for (int h = p % pl.nhomes; h < pl.nhomes; h += stride) {
+    epoll_event events[128];
+    const int n = ::epoll_wait(pl.homes[std::size_t(h)], events, 128, 0);
+    if (n > 0) count += deliver(events, n, out);
+    if (stride >= pl.nhomes) break;
+  }
+  return count;
+}
+
+int poll(std::int64_t delay_ns, sched::GQueue& out) noexcept {
+  Poller& pl = poller();
+  const int ep = pl.epfd.load(std::memory_order_acquire);
+  if (ep < 0) return 0;
+  int timeout_ms;
+  if (delay_ns < 0) {
+    timeout_ms = -1;
+  } else if (delay_ns == 0) {
+    timeout_ms = 0;
+  } else {
+    // Round up: waking before the timer is due would only make the M poll again.
+    const std::int64_t ms = (delay_ns + 999'999) / 1'000'000;
+    timeout_ms = ms > 1'000'000'000 ? 1'000'000'000 : int(ms);
+  }
+  if (timeout_ms != 0) pl.last_poll.store(0, std::memory_order_relaxed);
+  epoll_event events[kMaxHomes + 1];
+  int n = ::epoll_wait(ep, events, kMaxHomes + 1, timeout_ms);
+  pl.last_poll.store(sched::monotonic_ns(), std::memory_order_relaxed);
+  return n > 0 ? deliver(events, n, out) : 0;
 }
 
 }  // namespace gort::netpoll

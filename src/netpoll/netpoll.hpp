@@ -1,9 +1,19 @@
 // netpoll — the poller contract (Go's netpoll.go) and its epoll backend.
 //
-// One epoll instance for the process, created on first use, edge-triggered: a registered fd
-// reports "became readable/writable" once per transition, so readiness is latched in the
-// PollDesc until a waiter consumes it. Every fd given to open() must already be
-// non-blocking; the caller does the I/O syscalls and calls wait() on EAGAIN.
+// Edge-triggered epoll: a registered fd reports "became readable/writable" once per
+// transition, so readiness is latched in the PollDesc until a waiter consumes it. Every fd
+// given to open() must already be non-blocking; the caller does the I/O syscalls and calls
+// wait() on EAGAIN.
+//
+// Homes: one epoll instance per usable CPU (at most 64), all made on first use and nested
+// in a master instance (with the eventfd that breaks a blocked poll). An fd joins the home
+// of a P — the opener's, or for an accepted socket the P last seen on the CPU that handled
+// its packets (SO_INCOMING_CPU) — and stays there. A P whose queues run dry polls its own
+// home first and keeps what that readies, so both ends of a loopback connection, and a
+// socket and the NIC queue that feeds it, tend to share a CPU. Every other poll (a P that
+// found its home empty, the M blocked until the next timer, sysmon) goes through the
+// master and sees every home: a home only ever decides where an event is run, never
+// whether it is seen.
 //
 // Invariants, under PollDesc::lock:
 //   - at most one goroutine waits per direction (the net layer serialises readers and
@@ -16,10 +26,10 @@
 // carries an older generation (`seq`) and is dropped, so a late event never wakes the next
 // user of the slot.
 //
-// The scheduler sees the poller through poll() and break_poll() only: findrunnable polls
-// without blocking, an M with nothing to do blocks in poll() until the next timer, sysmon
-// polls when nobody has for 10 ms, and a new timer or a readied goroutine breaks a blocked
-// poll.
+// The scheduler sees the poller through poll(), poll_home() and break_poll():
+// findrunnable polls its P's home and then, if that was empty, every home without
+// blocking; an M with nothing to do blocks in poll() until the next timer; sysmon polls
+// when nobody has for 10 ms; a new timer or a readied goroutine breaks a blocked poll.
 #pragma once
 #include <cstdint>
 
@@ -36,9 +46,10 @@ inline constexpr int kReady = 0;
 inline constexpr int kClosed = 1;    // close() was called: Go's ErrNetClosing
 inline constexpr int kTimedOut = 2;  // the deadline in that direction has passed
 
-// Registers fd (already O_NONBLOCK) for read and write edges. Throws std::system_error
-// (from epoll_ctl) on failure.
-PollDesc* open(int fd);
+// Registers fd (already O_NONBLOCK) for read and write edges in the epoll instance of
+// `home` (a P's id; -1: the calling goroutine's P). Throws std::system_error (from
+// epoll_ctl) on failure.
+PollDesc* open(int fd, int home = -1);
 // Marks pd closing, wakes its waiters (they get kClosed), removes fd from epoll and cancels
 // its deadline timers. Does not close fd. Idempotent.
 void close(PollDesc* pd) noexcept;
@@ -73,6 +84,14 @@ std::int64_t waiters() noexcept;
 // when < 0, else at most delay_ns. Appends the goroutines it readies (status still
 // waiting; the caller makes them runnable) to `out`. Returns how many it appended.
 int poll(std::int64_t delay_ns, sched::GQueue& out) noexcept;
+// Without blocking, the fds homed on P `home` only (and on the homes of retired Ps that
+// share its remainder modulo `nhomes`, the number of Ps). Same contract as poll().
+int poll_home(int home, int nhomes, sched::GQueue& out) noexcept;
+// Records that the M running P `home` is on this CPU now (sched_getcpu).
+void note_cpu(int home) noexcept;
+// For open(): the home of the P last seen on the CPU that handled fd's latest packet
+// (SO_INCOMING_CPU: on loopback the sender's CPU, else the NIC queue's); -1 if unknown.
+int incoming_home(int fd) noexcept;
 // Wakes an M blocked in poll() (a timer was added, or there is work for it).
 void break_poll() noexcept;
 // Monotonic ns of the last poll (0 if an M is blocked in poll now): sysmon polls itself

@@ -245,6 +245,7 @@ void acquirep(M* m, P* p) {
   p->status.store(PStatus::running, std::memory_order_relaxed);
   p->m = m;
   m->p = p;
+  if (netpoll::initialized()) netpoll::note_cpu(p->id);  // P now runs on this M's CPU
 }
 
 P* releasep(M* m) {
@@ -937,6 +938,24 @@ G* findrunnable(Runtime* rt, M* m) {
     if (rt->runq_size.load(std::memory_order_relaxed) > 0) {
       RuntimeLockGuard l(rt->lock);
       if (G* g = globrunqget_locked(rt, p, 0)) return g;
+    }
+    // Ready fds homed on this P first, and what they wake stays here: their sockets'
+    // buffers are warm in this CPU's cache (docs/design.md, "Netpoller").
+    if (netpoll::waiters() > 0) {
+      GQueue q;
+      netpoll::note_cpu(p->id);
+      if (netpoll::poll_home(p->id, rt->gomaxprocs.load(std::memory_order_relaxed), q) > 0) {
+        G* first = q.pop_front();
+        while (G* x = q.pop_front()) {
+          san::release(x);
+          x->status.store(GStatus::runnable, std::memory_order_release);
+          put_runnable_local(rt, p, x, false);
+        }
+        san::release(first);
+        first->status.store(GStatus::runnable, std::memory_order_release);
+        if (!p->runq.empty()) wakep(rt);
+        return first;
+      }
     }
     // Ready fds, without blocking, unless an M is blocked in the poller already.
     if (netpoll::waiters() > 0 && netpoll::last_poll_ns() != 0) {
