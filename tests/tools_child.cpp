@@ -128,7 +128,7 @@ int gdb_mode() {
     while (parked_count("chan receive") < 3) gort::yield();
     raise(SIGTRAP);  // gdb stops here; outside gdb this ends the process
     return 0;
-  });
+  }, gort::Config{.maxprocs = 1});  // one P: ids 2, 3, 4 from its batch (tools_test.py names them)
 }
 
 int valgrind_mode() {

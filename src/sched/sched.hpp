@@ -37,6 +37,7 @@
 #include "sched/futex.hpp"
 #include "sched/g.hpp"
 #include "sched/runq.hpp"
+#include "sched/sanitizer.hpp"
 #include "stack/stack.hpp"
 #include "time/heap.hpp"
 
@@ -316,6 +317,10 @@ inline M* this_m() noexcept {
   return m;
 }
 inline G* current_g() noexcept {
+  // The M's fields belong to its g0 (TSan: another fiber), and a goroutine resumed on a
+  // brand-new M has no happens-before edge to the M's construction in TSan's model; the
+  // thread pointer makes this M the caller's own.
+  san::IgnoreAccesses ignore;
   M* m = this_m();
   return m ? m->curg : nullptr;
 }
