@@ -1,7 +1,8 @@
 // netpoll — the epoll backend of the poller contract (netpoll.hpp).
 //
 // Epoll events carry (slot index << 32 | generation): a PollDesc slot is reused after
-// release(), and an event queued for its previous fd must not wake the new owner. Slots
+// release(), and an event queued for its previous fd must not wake the new owner. The
+// master instance holds only the homes (kHomeTag | home) and the break eventfd. Slots
 // live in chunks that are never freed, so an index always names valid memory.
 // Lock order: PollDesc::lock, then a timer heap's lock (set_deadline removes/adds timers
 // under the descriptor's lock; timers fire without any heap lock held).
@@ -411,7 +412,6 @@ int poll_home(int p, int nprocs, sched::GQueue& out) noexcept {
     epoll_event events[128];
     const int n = ::epoll_wait(pl.homes[std::size_t(h)], events, 128, 0);
     if (n > 0) count += deliver(events, n, out);
-    if (stride >= pl.nhomes) break;
   }
   return count;
 }

@@ -84,9 +84,10 @@ std::int64_t waiters() noexcept;
 // when < 0, else at most delay_ns. Appends the goroutines it readies (status still
 // waiting; the caller makes them runnable) to `out`. Returns how many it appended.
 int poll(std::int64_t delay_ns, sched::GQueue& out) noexcept;
-// Without blocking, the fds homed on P `home` only (and on the homes of retired Ps that
-// share its remainder modulo `nhomes`, the number of Ps). Same contract as poll().
-int poll_home(int home, int nhomes, sched::GQueue& out) noexcept;
+// Without blocking, the fds homed on P `p` only (and, with fewer Ps than homes, on the
+// homes p + nprocs, p + 2 nprocs, ... that Ps since retired left behind). Same contract as
+// poll().
+int poll_home(int p, int nprocs, sched::GQueue& out) noexcept;
 // Records that the M running P `home` is on this CPU now (sched_getcpu).
 void note_cpu(int home) noexcept;
 // For open(): the home of the P last seen on the CPU that handled fd's latest packet

@@ -905,6 +905,28 @@ bool sleep_until_timer(Runtime* rt, M* m) {
   return np != nullptr;  // else every P is busy: each runs its own timers as it schedules
 }
 
+// Makes the goroutines a poll readied runnable and returns the first, for the caller to
+// run. The rest go to p's own queue (they were homed on it), or with p null to the global
+// queue.
+G* run_polled(Runtime* rt, P* p, GQueue& q) {
+  G* first = q.pop_front();
+  if (!first) return nullptr;
+  san::release(first);
+  first->status.store(GStatus::runnable, std::memory_order_release);
+  if (!p) {
+    inject_glist(rt, q);
+    return first;
+  }
+  if (q.empty()) return first;
+  while (G* g = q.pop_front()) {
+    san::release(g);
+    g->status.store(GStatus::runnable, std::memory_order_release);
+    put_runnable_local(rt, p, g, false);
+  }
+  wakep(rt);  // more than one: an idle P may take a share
+  return first;
+}
+
 // Blocks until there is a G for this M to run; nullptr once the runtime stops.
 // On return the M holds a P (unless stopping).
 G* findrunnable(Runtime* rt, M* m) {
@@ -944,30 +966,14 @@ G* findrunnable(Runtime* rt, M* m) {
     if (netpoll::waiters() > 0) {
       GQueue q;
       netpoll::note_cpu(p->id);
-      if (netpoll::poll_home(p->id, rt->gomaxprocs.load(std::memory_order_relaxed), q) > 0) {
-        G* first = q.pop_front();
-        while (G* x = q.pop_front()) {
-          san::release(x);
-          x->status.store(GStatus::runnable, std::memory_order_release);
-          put_runnable_local(rt, p, x, false);
-        }
-        san::release(first);
-        first->status.store(GStatus::runnable, std::memory_order_release);
-        if (!p->runq.empty()) wakep(rt);
-        return first;
-      }
+      netpoll::poll_home(p->id, rt->gomaxprocs.load(std::memory_order_relaxed), q);
+      if (G* g = run_polled(rt, p, q)) return g;
     }
     // Ready fds, without blocking, unless an M is blocked in the poller already.
     if (netpoll::waiters() > 0 && netpoll::last_poll_ns() != 0) {
       GQueue q;
-      if (netpoll::poll(0, q) > 0) {
-        if (G* g = q.pop_front()) {
-          san::release(g);
-          g->status.store(GStatus::runnable, std::memory_order_release);
-          inject_glist(rt, q);
-          return g;
-        }
-      }
+      netpoll::poll(0, q);
+      if (G* g = run_polled(rt, nullptr, q)) return g;
     }
     // Due timers of other Ps (idle ones have nobody else to run them); what they ready
     // lands in our queue.
