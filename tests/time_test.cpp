@@ -3,13 +3,17 @@
 // machines and sanitizers.
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <thread>
 #include <variant>
 #include <vector>
+
+#include <sys/prctl.h>
 
 #include <gort/chan.hpp>
 #include <gort/select.hpp>
@@ -94,6 +98,34 @@ TEST_P(Time, SleepingGoroutinesHoldNoThread) {
     // Were each sleeper to hold a thread, GetParam() threads would take n * d / procs.
     EXPECT_LT(took, kSleepersBound) << "sleeping goroutines seem to hold their threads";
   });
+}
+
+// An M with nothing to run sleeps until the next timer; Linux would let that sleep end up
+// to the thread's timer slack late (50 µs by default), so the runtime's threads ask for
+// 1 µs. The thread that calls run() only waits for main: its slack is left alone.
+TEST_P(Time, RuntimeThreadsSleepWithMicrosecondTimerSlack) {
+  const long caller_slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+  ASSERT_GE(caller_slack, 0) << "PR_GET_TIMERSLACK: " << std::strerror(errno);
+  run([] {
+    std::atomic<long> worst{0};
+    std::atomic<int> failed{0};
+    gort::WaitGroup wg;
+    for (int i = 0; i < 8 * gort::maxprocs(); ++i) {
+      wg.go([&] {
+        for (int round = 0; round < 3; ++round) {  // on whichever Ms run us after each sleep
+          const long slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+          if (slack < 0) failed.fetch_add(1);
+          for (long w = worst.load(); slack > w && !worst.compare_exchange_weak(w, slack);) {
+          }
+          gort::sleep(100us);
+        }
+      });
+    }
+    wg.wait();
+    EXPECT_EQ(failed.load(), 0);
+    EXPECT_LE(worst.load(), 1000);
+  });
+  EXPECT_EQ(prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0), caller_slack);
 }
 
 TEST(TimeOneProc, ThousandSleepersOnOneProcessor) {

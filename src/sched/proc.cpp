@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -1247,11 +1248,19 @@ void schedule_loop(Runtime* rt, M* m) {
   }
 }
 
+// Timer slack of every M's thread. An M without work sleeps until the earliest timer (a
+// futex or epoll timeout), and Linux lets such a sleep end up to the thread's slack late
+// (50 µs by default) to batch wake-ups: that was most of a sleeper's lateness whenever the
+// Ps ran out of work. sleep_many's median overshoot with 1,000 / 10,000 sleepers: 83 /
+// 73 µs with the default, 28 / 27 µs with this.
+constexpr unsigned long kMTimerSlackNs = 1000;
+
 void mstart(M* m) {
   san::IgnoreAccesses ignore;  // g0 runs only runtime code
   gort_tls_m = m;
   Runtime* rt = g_rt.load(std::memory_order_acquire);
   setup_altstack(m);
+  prctl(PR_SET_TIMERSLACK, kMTimerSlackNs, 0, 0, 0);  // best effort: no harm if refused
   m->tid.store(pid_t(syscall(SYS_gettid)), std::memory_order_release);
   if constexpr (san::tsan) m->g0.tsan_fiber = san::current_fiber();
   if (m->nextp) {
