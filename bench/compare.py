@@ -57,6 +57,11 @@ class Workload:
     # alternation the runtime with the smaller footprint always reuses pages the other one
     # just freed (the gort run of `parked` needs 4.4 GB, Go's 2.7 GB).
     warmup: bool = False
+    label: str = ""      # the id's name when one program is run at two sizes (default: name)
+
+    @property
+    def id_name(self) -> str:
+        return self.label or self.name
 
 
 WORKLOADS = [
@@ -81,6 +86,10 @@ WORKLOADS = [
              note="8 goroutines share one Mutex"),
     Workload("sleep_many", (2,), [100_000, 10, 10], [1_000, 3, 10], ["total_ms", "overshoot_us"],
              note="100k goroutines sleep 10 ms ten times"),
+    Workload("sleep_many", (2,), [10_000, 10, 10], [1_000, 3, 10], ["total_ms", "overshoot_us"],
+             label="sleep_10k",
+             note="10k goroutines sleep 10 ms ten times: the Ps have idle gaps, so a wake often "
+                  "waits for a thread sleeping until the next timer"),
     Workload("preempt_latency", (1, 2), [200, 1], [50, 1], ["p50_us", "p99_us"],
              note="a 1 ms sleeper's lateness while spinning goroutines hold every P"),
     Workload("tcp_echo", (1, 2), [1000, 1000, 64], [50, 200, 64], ["roundtrips_per_s", "total_ms"],
@@ -106,7 +115,7 @@ class Job:
 
     @property
     def id(self) -> str:
-        return f"{self.workload.name}/p{self.procs}"
+        return f"{self.workload.id_name}/p{self.procs}"
 
 
 def resolve_dir(p: str) -> Path:
@@ -238,7 +247,7 @@ def scaling(jobs: list) -> list:
     workload run at several procs (time metrics: lower is better)."""
     by_workload = {}
     for job in jobs:
-        by_workload.setdefault(job.workload.name, []).append(job)
+        by_workload.setdefault(job.workload.id_name, []).append(job)
     header = ["workload", "metric", "procs", "gort median", "gort speedup", "Go median", "Go speedup"]
     rows = []
     for name, group in by_workload.items():
@@ -388,7 +397,7 @@ def main() -> int:
         *(["## Scaling (speedup against the fewest procs)", "", *curve, ""] if curve else []),
         "## Workloads",
         "",
-        *[f"- `{w.name}` ({' '.join(map(str, w.quick_args if opts.quick else w.args))}): "
+        *[f"- `{w.id_name}` ({' '.join(map(str, w.quick_args if opts.quick else w.args))}): "
           f"{w.note}" for w in WORKLOADS],
         "",
         "## All runs",
