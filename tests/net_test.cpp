@@ -4,16 +4,21 @@
 // loopback only. Every test checks that it left no descriptor open.
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <netinet/in.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -22,6 +27,8 @@
 #include <gort/net.hpp>
 
 #include "netpoll/netpoll.hpp"
+#include "sched/futex.hpp"
+#include "sched/sched.hpp"
 #include "test_util.hpp"
 
 using namespace std::chrono_literals;
@@ -1061,6 +1068,41 @@ TEST(NetpollHomes, AcceptedSocketsHomeIsThePLastSeenOnTheirIncomingCpu) {
   gort::netpoll::note_cpu(0);
   for (int fd : {a, c, ls}) ::close(fd);
   ASSERT_EQ(::sched_setaffinity(0, sizeof saved, &saved), 0);
+}
+
+// The M that sleeps until the next timer while fds are watched waits in poll(). A wait
+// shorter than a millisecond must end after its timeout, and, where the kernel has
+// epoll_pwait2, well before the next whole millisecond (epoll_wait counts in milliseconds
+// and must round up). Without it (an emulator), the millisecond fallback is checked.
+TEST(NetpollTimeout, AShortPollEndsAfterItsTimeoutNotAtTheNextMillisecond) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+  gort::netpoll::PollDesc* pd = gort::netpoll::open(fds[0], 0);  // nothing will be written
+  const int probe = ::epoll_create1(EPOLL_CLOEXEC);
+  ASSERT_GE(probe, 0);
+  epoll_event ev{};
+  const timespec zero{0, 0};
+  const bool ns_timeouts = ::epoll_pwait2(probe, &ev, 1, &zero, nullptr) >= 0 || errno != ENOSYS;
+  ::close(probe);
+  constexpr std::int64_t kTimeoutNs = 300'000;
+  std::int64_t quickest = INT64_MAX;
+  for (int i = 0; i < 20; ++i) {
+    gort::sched::GQueue ready;
+    const std::int64_t t0 = gort::sched::monotonic_ns();
+    EXPECT_EQ(gort::netpoll::poll(kTimeoutNs, ready), 0);
+    const std::int64_t took = gort::sched::monotonic_ns() - t0;
+    EXPECT_GE(took, kTimeoutNs) << "a poll ended before its timeout";
+    quickest = std::min(quickest, took);
+  }
+  if (ns_timeouts) {
+    EXPECT_LT(quickest, 900'000) << "the timeout was rounded up to a millisecond";
+  } else {
+    EXPECT_GE(quickest, 1'000'000) << "epoll_wait's millisecond timeout must round up";
+  }
+  gort::netpoll::close(pd);
+  gort::netpoll::release(pd);
+  ::close(fds[0]);
+  ::close(fds[1]);
 }
 
 TEST_P(Net, AcceptBacksOffWhenOutOfDescriptors) {
