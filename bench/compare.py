@@ -90,6 +90,10 @@ WORKLOADS = [
              label="sleep_10k",
              note="10k goroutines sleep 10 ms ten times: the Ps have idle gaps, so a wake often "
                   "waits for a thread sleeping until the next timer"),
+    Workload("sleep_many", (2,), [10_000, 10, 10, 1], [1_000, 3, 10, 1], ["total_ms", "overshoot_us"],
+             label="sleep_10k_fd",
+             note="sleep_10k with a goroutine waiting in accept throughout: the thread that "
+                  "waits for the next timer does so in the netpoller"),
     Workload("preempt_latency", (1, 2), [200, 1], [50, 1], ["p50_us", "p99_us"],
              note="a 1 ms sleeper's lateness while spinning goroutines hold every P"),
     Workload("tcp_echo", (1, 2), [1000, 1000, 64], [50, 200, 64], ["roundtrips_per_s", "total_ms"],

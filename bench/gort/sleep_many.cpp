@@ -1,13 +1,16 @@
 // sleep_many — timer scalability and accuracy: many goroutines sleeping at once.
 //
-// Usage: gort_sleep_many <maxprocs=2> [goroutines=100000] [rounds=10] [sleep_ms=10]
+// Usage: gort_sleep_many <maxprocs=2> [goroutines=100000] [rounds=10] [sleep_ms=10] [listen=0]
 // Each goroutine sleeps `sleep_ms` `rounds` times, timing each sleep with steady_clock and
 // storing the overshoot (actual - requested) in its own slots of a shared array.
 // Metrics: total_ms (start of spawning to the last goroutine done; ideal: rounds*sleep_ms)
 // and overshoot_us, the median overshoot over all sleeps. Fair with bench/go/sleep_many:
 // time.Sleep and time.Since (monotonic) in the same loop, the same median. Both also print
-// (not as RESULT) percentiles and the share of sleeps under 3 µs late.
+// (not as RESULT) percentiles and the share of sleeps under 3 µs late. With listen=1 a
+// goroutine waits in accept on a loopback listener throughout, so an idle thread waits for
+// the next timer in the netpoller (Go's always does).
 #include <gort/gort.hpp>
+#include <gort/net.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -21,8 +24,17 @@ int main(int argc, char** argv) {
   const long gs = bench::arg(argc, argv, 2, 100000);
   const long rounds = bench::arg(argc, argv, 3, 10);
   const long sleep_ms = bench::arg(argc, argv, 4, 10);
+  const bool listen = bench::arg(argc, argv, 5, 0) != 0;
   return gort::run(
       [=] {
+        gort::net::Listener ln;
+        if (listen) {
+          ln = gort::net::listen("tcp", "127.0.0.1:0");
+          gort::go([&ln] {
+            std::error_code ec;
+            (void)ln.accept(ec);  // until closed below
+          });
+        }
         std::vector<double> over_us(std::size_t(gs * rounds));
         gort::WaitGroup wg;
         const auto d = std::chrono::milliseconds(sleep_ms);
@@ -41,6 +53,7 @@ int main(int argc, char** argv) {
         }
         wg.wait();
         const double ms = bench::ms_since(t0);
+        if (listen) ln.close();
         std::sort(over_us.begin(), over_us.end());  // outside the timed part, as Go's
         bench::result(ms, "ms", "total_ms");
         bench::result(over_us[over_us.size() / 2], "us", "overshoot_us");

@@ -1,9 +1,10 @@
 // sleep_many: many goroutines sleeping at once, total time and median overshoot; see
-// bench/gort/sleep_many.cpp. Usage: sleep_many <maxprocs=2> [goroutines=100000] [rounds=10] [sleep_ms=10]
+// bench/gort/sleep_many.cpp. Usage: sleep_many <maxprocs=2> [goroutines=100000] [rounds=10] [sleep_ms=10] [listen=0]
 package main
 
 import (
 	"fmt"
+	"net"
 	"sort"
 	"sync"
 	"time"
@@ -16,6 +17,13 @@ func main() {
 	gs := bench.Arg(2, 100000)
 	rounds := bench.Arg(3, 10)
 	sleepMs := bench.Arg(4, 10)
+	var ln net.Listener
+	if bench.Arg(5, 0) != 0 {
+		var err error
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+		bench.Check(err == nil, "listen")
+		go func() { ln.Accept() }() // until closed below
+	}
 	overUs := make([]float64, gs*rounds)
 	d := time.Duration(sleepMs) * time.Millisecond
 	var wg sync.WaitGroup
@@ -33,6 +41,9 @@ func main() {
 	}
 	wg.Wait()
 	ms := float64(time.Since(t0).Nanoseconds()) / 1e6
+	if ln != nil {
+		ln.Close()
+	}
 	sort.Float64s(overUs) // Go has no nth_element; the sort is outside the timed part
 	bench.Result(ms, "ms", "total_ms")
 	bench.Result(overUs[len(overUs)/2], "us", "overshoot_us")
