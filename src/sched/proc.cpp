@@ -753,14 +753,15 @@ void g_entry(void* arg) {
 
 // ---- finding work ----------------------------------------------------------------------
 
-// A sleep, as Go's usleep(3), not a spin: with the kernel's default 50 µs timer slack it
-// lasts ~50 µs, and all that while this M counts as spinning, so the readies of a channel
+// A sleep, as Go's usleep(3), not a spin. Go's 3 µs last ~50 µs (Linux's default timer
+// slack), and so did ours until Ms asked for 1 µs of slack (mstart): hence the 50 µs,
+// written out. All that while this M counts as spinning, so the readies of a channel
 // hand-off in progress on the victim wake no M (wakep sees a spinner). A 3 µs spin gave up
 // at once, slept in futex, and the next ready woke it: bench/ab.sh 5 at maxprocs 2,
 // select4 288 -> 201 ns, SPSC 45.9 -> 38.3 ns/item, ping-pong 217 -> 200 ns; futex calls
-// per select4 run 14k -> 3k.
+// per select4 run 14k -> 3k. (A 3 µs sleep with 1 µs of slack: select4 149 -> 167-207 ns.)
 void runnext_backoff() noexcept {
-  const timespec pause{0, 3'000};
+  const timespec pause{0, 50'000};
   nanosleep(&pause, nullptr);
 }
 
