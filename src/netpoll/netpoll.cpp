@@ -210,8 +210,11 @@ PollDesc* open(int fd, int home) {
     // The opener's P: a dialed socket's packets are first handled on this CPU.
     sched::san::IgnoreAccesses ignore;
     sched::M* m = sched::this_m();
-    home = m && m->p ? m->p->id : 0;
-    if (m && m->p) note_cpu(home);
+    home = 0;
+    if (m && m->p) {
+      home = m->p->id;
+      note_cpu(home);
+    }
   }
   Poller& pl = poller();
   const int home_fd = pl.homes[std::size_t(home % pl.nhomes)];
@@ -399,25 +402,6 @@ int deliver(epoll_event* events, int n, sched::GQueue& out) noexcept {
   return count;
 }
 
-}  // namespace
-
-int poll_home(int p, int nprocs, sched::GQueue& out) noexcept {
-  Poller& pl = poller();
-  if (pl.epfd.load(std::memory_order_acquire) < 0) return 0;
-  // With fewer Ps than homes, P p also polls the homes no P maps to now (p + nprocs, ...):
-  // fds opened by Ps since retired stay there.
-  const int stride = std::max(nprocs, 1);
-  int count = 0;
-  for (int h = p % pl.nhomes; h < pl.nhomes; h += stride) {
-    epoll_event events[128];
-    const int n = ::epoll_wait(pl.homes[std::size_t(h)], events, 128, 0);
-    if (n > 0) count += deliver(events, n, out);
-  }
-  return count;
-}
-
-namespace {
-
 // epoll_wait on ep for up to delay_ns (< 0: no limit). The M that sleeps until the next
 // timer waits here while fds are watched, so the timeout is kept to the nanosecond with
 // epoll_pwait2 (Linux 5.11, glibc 2.35): epoll_wait's milliseconds, rounded up so as not
@@ -443,6 +427,21 @@ int wait_for_events(int ep, epoll_event* events, int max, std::int64_t delay_ns)
 }
 
 }  // namespace
+
+int poll_home(int p, int nprocs, sched::GQueue& out) noexcept {
+  Poller& pl = poller();
+  if (pl.epfd.load(std::memory_order_acquire) < 0) return 0;
+  // With fewer Ps than homes, P p also polls the homes no P maps to now (p + nprocs, ...):
+  // fds opened by Ps since retired stay there.
+  const int stride = std::max(nprocs, 1);
+  int count = 0;
+  for (int h = p % pl.nhomes; h < pl.nhomes; h += stride) {
+    epoll_event events[128];
+    const int n = ::epoll_wait(pl.homes[std::size_t(h)], events, 128, 0);
+    if (n > 0) count += deliver(events, n, out);
+  }
+  return count;
+}
 
 int poll(std::int64_t delay_ns, sched::GQueue& out) noexcept {
   Poller& pl = poller();
