@@ -16,52 +16,50 @@ constexpr std::size_t kArity = 4;  // Go's: shallower than binary, cache-friendl
 void TimerHeap::sift_up(std::size_t i) noexcept {
   const Entry e = items[i];
   while (i > 0) {
-    std::size_t parent = (i - 1) / kArity;
+    const std::size_t parent = (i - 1) / kArity;
     if (items[parent].when <= e.when) break;
-    items[i] = items[parent];
-    items[i].t->index = i;
+    place(i, items[parent]);
     i = parent;
   }
-  items[i] = e;
-  e.t->index = i;
+  place(i, e);
 }
 
-void TimerHeap::sift_down(std::size_t i) noexcept {
+// Returns where the entry that was at i ends up.
+std::size_t TimerHeap::sift_down(std::size_t i) noexcept {
   const Entry e = items[i];
   const std::size_t n = items.size();
   for (;;) {
-    std::size_t first = i * kArity + 1;
+    const std::size_t first = i * kArity + 1;
     if (first >= n) break;
     std::size_t best = first;
     for (std::size_t c = first + 1; c < first + kArity && c < n; ++c) {
       if (items[c].when < items[best].when) best = c;
     }
     if (items[best].when >= e.when) break;
-    items[i] = items[best];
-    items[i].t->index = i;
+    place(i, items[best]);
     i = best;
   }
-  items[i] = e;
-  e.t->index = i;
+  place(i, e);
+  return i;
 }
 
 void TimerHeap::push(Timer* t) {
-  items.push_back(Entry{t->when, t});
+  items.push_back(Entry{t->when, reinterpret_cast<std::uintptr_t>(t) | (t->removable ? 1u : 0u)});
   t->heap.store(this, std::memory_order_release);
   sift_up(items.size() - 1);
   publish();
 }
 
 void TimerHeap::remove(Timer* t) noexcept {
-  const std::size_t i = t->index;
+  const std::size_t i = items[0].timer() == t ? 0 : t->index;
+  // Only a removable timer knows where it is; anything else leaves from the top.
+  if (items[i].timer() != t) sched::fatal("timer removed from the middle of its heap, but it keeps no position");
   const Entry last = items.back();
   items.pop_back();
   t->heap.store(nullptr, std::memory_order_release);
-  if (last.t != t) {
-    items[i] = last;
-    last.t->index = i;
-    sift_down(i);
-    sift_up(last.t->index);
+  if (last.timer() != t) {
+    place(i, last);
+    sift_up(sift_down(i));
   }
   publish();
 }

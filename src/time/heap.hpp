@@ -6,10 +6,16 @@
 // functions must not block or throw; they ready goroutines, send without blocking, spawn.
 //
 // Invariants, under TimerHeap::lock:
-//   - a Timer is in at most one heap; t->heap is that heap (nullptr: not pending) and
-//     heap.items[t->index].t == t (with its `when`);
-//   - items form a 4-ary min-heap on `when`; timer0_when mirrors items[0]->when (0 when
+//   - a Timer is in at most one heap; t->heap is that heap (nullptr: not pending);
+//   - a removable timer's entry is items[t->index] (with its `when`). A timer that is not
+//     removable (a goroutine's sleep) leaves its heap only from the top (fired, moved or
+//     discarded), so the heap keeps no position for it: sifting writes nothing into it;
+//   - items form a 4-ary min-heap on `when`; timer0_when mirrors items[0].when (0 when
 //     empty), readable without the lock so the scheduler checks for due timers for free.
+// Why positions only for removable timers: sleeping goroutines' nodes live in their G
+// descriptors, each a cold line. Writing the index of every entry a sift moved (~8 per pop
+// among 100,000 sleepers), stores the heap's unlock then waited for, cost sleep_many 3-10%
+// of its median overshoot.
 // Reference counting: a timer with retain/release hooks holds one reference while
 // pending; firing passes that reference to fire() (released after it), and a periodic
 // timer re-armed before firing takes a fresh one.
@@ -35,15 +41,18 @@ struct Timer {
   void (*release)(Timer* t) noexcept = nullptr;
   std::atomic<TimerHeap*> heap{nullptr};  // written under that heap's lock
   std::atomic<std::uint64_t> seq{0};       // owner-defined arming generation
-  std::size_t index = 0;
+  std::uint32_t index = 0;                 // its entry's position (removable timers only)
+  bool removable = true;                   // false: never remove()d, only fired (a sleep)
 };
 
 struct TimerHeap {
   // `when` is kept beside the pointer (as Go 1.23 does): sifting compares without touching
-  // the timers, which mostly live on parked goroutines' stacks (a cache miss each).
+  // the timers, which mostly live in parked goroutines' descriptors (a cache miss each).
   struct Entry {
     std::int64_t when;
-    Timer* t;
+    std::uintptr_t bits;  // the Timer*, with bit 0 set when it is removable
+    Timer* timer() const noexcept { return reinterpret_cast<Timer*>(bits & ~std::uintptr_t(1)); }
+    bool removable() const noexcept { return bits & 1; }
   };
   sched::RuntimeLock lock;
   std::vector<Entry> items;                  // guarded by lock
@@ -51,16 +60,20 @@ struct TimerHeap {
 
   // All require lock.
   void push(Timer* t);
-  void remove(Timer* t) noexcept;            // t must be in this heap
-  Timer* top() const noexcept { return items.empty() ? nullptr : items[0].t; }
+  void remove(Timer* t) noexcept;            // t in this heap, removable or at the top
+  Timer* top() const noexcept { return items.empty() ? nullptr : items[0].timer(); }
   void resift_top() noexcept {  // items[0].when grew
     sift_down(0);
     publish();
   }
 
  private:
+  void place(std::size_t i, Entry e) noexcept {
+    items[i] = e;
+    if (e.removable()) e.timer()->index = std::uint32_t(i);
+  }
   void sift_up(std::size_t i) noexcept;
-  void sift_down(std::size_t i) noexcept;
+  std::size_t sift_down(std::size_t i) noexcept;
   void publish() noexcept { timer0_when.store(items.empty() ? 0 : items[0].when, std::memory_order_release); }
 };
 
@@ -75,7 +88,7 @@ void discard_all(TimerHeap& h) noexcept;
 
 // Adds t (t->when set, not pending) to the calling M's P's heap, or another live P's.
 void add(Timer* t);
-// Removes t if pending; true if it was (so it will not fire).
+// Removes t (a removable timer) if pending; true if it was (so it will not fire).
 bool remove(Timer* t) noexcept;
 
 }  // namespace gort::time_impl

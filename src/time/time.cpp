@@ -128,6 +128,7 @@ void sleep_ns(std::int64_t ns) {
   Timer& t = *new (g->wait_node) Timer;  // not pending: the last sleep ended when it fired
   t.when = sched::monotonic_ns() + ns;
   t.period = 0;
+  t.removable = false;  // a sleep ends only by firing: the heap need not track where it is
   t.arg = g;
   t.fire = [](Timer* self, std::int64_t, std::uint64_t) noexcept { sched::ready(static_cast<sched::G*>(self->arg)); };
   sched::park(sched::WaitReason::sleep, [](sched::G*, void* node) {
