@@ -60,16 +60,25 @@ const char* wait_reason_string(WaitReason r) noexcept;
 const char* status_string(GStatus s) noexcept;
 
 struct alignas(64) G {
+  // A woken goroutine's descriptor is cold (a sleeper's, 10 ms later, among 100,000): what
+  // waking and resuming it touch shares lines 0 and 1 (x86-64): the registers, its status
+  // and flags, and the first 48 bytes of wait_node (what firing a timer reads).
   arch::Context ctx{};                 // saved registers while not running
+  std::atomic<GStatus> status{GStatus::idle};
+  WaitReason wait_reason = WaitReason::none;
+  bool started = false;                // has run at least once (ctx is a real frame)
+  std::atomic<bool> preempt{false};    // set by sysmon: yield at the next runtime call
+  // The node recording this goroutine's wait while it sleeps (a time_impl::Timer) or waits
+  // on a semaphore (a sched::Waiter), built in place by that wait: a G waits in one place
+  // at a time. Here, not on its stack: firing a sleep reads its node, and releasing a
+  // million semaphore waiters follows their links. G slabs are dense; a cold stack costs a
+  // page walk each (about 10 µs on virtual machines).
+  alignas(8) unsigned char wait_node[72];
   stack::Stack stack{};                // bound at first run
   // `stack`'s bounds as stack::pack_extent makes them, for dumps on other threads (one
   // load, never a torn pair); set when the stack is bound, 0 before it is given back.
   std::atomic<std::uint64_t> stack_extent{0};
   char* deepest_sp = nullptr;          // lowest sp seen at a switch (for trimming)
-  std::atomic<GStatus> status{GStatus::idle};
-  WaitReason wait_reason = WaitReason::none;
-  bool started = false;                // has run at least once (ctx is a real frame)
-  std::atomic<bool> preempt{false};    // set by sysmon: yield at the next runtime call
   std::int32_t lock_count = 0;         // lock_os_thread nesting
   std::int64_t id = 0;
   std::int64_t wait_since_ns = 0;      // Runtime::sysmon_now_ns when it parked (to ~10 ms)
@@ -80,12 +89,6 @@ struct alignas(64) G {
   G* link = nullptr;                   // intrusive link: global queue, free lists, wait lists
   void* wait_param = nullptr;          // set by the waker for the woken (e.g. a select case)
   const detail::TaskOps* task_ops = nullptr;
-  // The node recording this goroutine's wait while it sleeps (a time_impl::Timer) or waits
-  // on a semaphore (a sched::Waiter), built in place by that wait: a G waits in one place
-  // at a time. Here, not on its stack: sifting a heap of 100k sleepers writes each moved
-  // node's index, and releasing a million semaphore waiters follows their links. G slabs
-  // are dense; a cold stack costs a page walk each (about 10 µs on virtual machines).
-  alignas(8) unsigned char wait_node[72];
   std::string name;                    // Spawn::name (empty for most)
   void* tsan_fiber = nullptr;          // ThreadSanitizer fiber (TSan builds)
   void* asan_fake_stack = nullptr;     // AddressSanitizer fake-stack handle while switched out
