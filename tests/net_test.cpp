@@ -28,7 +28,6 @@
 
 #include "netpoll/netpoll.hpp"
 #include "sched/futex.hpp"
-#include "sched/sched.hpp"
 #include "test_util.hpp"
 
 using namespace std::chrono_literals;

@@ -53,7 +53,8 @@ void TimerHeap::push(Timer* t) {
 void TimerHeap::remove(Timer* t) noexcept {
   const std::size_t i = items[0].timer() == t ? 0 : t->index;
   // Only a removable timer knows where it is; anything else leaves from the top.
-  if (i >= items.size() || items[i].timer() != t) sched::fatal("timer removed from the middle of its heap, but it keeps no position");
+  if (i >= items.size() || items[i].timer() != t)
+    sched::fatal("timer removed from the middle of its heap, but it keeps no position");
   const Entry last = items.back();
   items.pop_back();
   t->heap.store(nullptr, std::memory_order_release);
